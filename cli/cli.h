@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct cli {
+        const char *root; /* --root, or NULL for $CTFS_ROOT / the default */
+        bool quiet;
+        store *store;     /* opened on first use by cli_store() */
+};
+
+struct command {
+        const char *name;
+        int (*run)(struct cli *c, int argc, char **argv);
+        const char *usage;   /* "pull [-q] REFERENCE" */
+        const char *summary; /* one line */
+};
+
+/* Errors: one lowercase line on stderr; return value is the exit status (1). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print the error message a library call returned (and free it), or a fallback. */
+int cli_fail(char *msg, const char *fallback_fmt, ...) __attribute__((format(printf, 2, 3)));
+store *cli_store(struct cli *c);
+const struct command *cli_find(const char *name);
+int cli_usage_error(const char *cmd);
+
+/* Output helpers */
+void fmt_size(uint64_t bytes, char *out, size_t len);  /* docker style: 4.26MB */
+void fmt_ago(int64_t when, char *out, size_t len);     /* "3 days ago" */
+
+int cmd_pull(struct cli *c, int argc, char **argv);
+int cmd_load(struct cli *c, int argc, char **argv);
+int cmd_images(struct cli *c, int argc, char **argv);
+int cmd_list(struct cli *c, int argc, char **argv);
+int cmd_tag(struct cli *c, int argc, char **argv);
+int cmd_rmi(struct cli *c, int argc, char **argv);
+int cmd_inspect(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
+int cmd_prune(struct cli *c, int argc, char **argv);
+int cmd_system(struct cli *c, int argc, char **argv);

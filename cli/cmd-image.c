@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Image commands: pull, load, images, tag, rmi, inspect, export, prune, system df. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "export.h"
+#include "image.h"
+#include "import.h"
+#include "manifest.h"
+#include "reference.h"
+#include "util.h"
+
+static void report_import(struct cli *c, const struct import_result *res, const char *verb)
+{
+        if (c->quiet)
+                return;
+        for (size_t i = 0; i < res->n_images; i++) {
+                const struct import_image *im = &res->images[i];
+                const char *name = im->names && im->names[0] ? im->names[0] : NULL;
+                if (!strcmp(verb, "load")) {
+                        if (name)
+                                for (char **n = im->names; *n; n++)
+                                        printf("Loaded image: %s\n", *n);
+                        else
+                                printf("Loaded image ID: sha256:%s\n", im->id);
+                } else if (im->existed)
+                        printf("Image is up to date for %s (sha256:%.12s)\n", name ? name : "<none>", im->id);
+                else
+                        printf("Pulled %s (sha256:%.12s): %u layer%s, %u new\n", name ? name : "<none>", im->id,
+                               im->layers, im->layers == 1 ? "" : "s", im->layers_ingested);
+        }
+}
+
+int cmd_pull(struct cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = { { "quiet", no_argument, NULL, 'q' }, {} };
+        int o;
+        while ((o = getopt_long(argc, argv, "q", opts, NULL)) >= 0)
+                if (o == 'q')
+                        c->quiet = true;
+                else
+                        return cli_usage_error("pull");
+        if (optind + 1 != argc)
+                return cli_usage_error("pull");
+        struct reference ref;
+        if (reference_parse(argv[optind], &ref) < 0)
+                return cli_error("pull: invalid reference format: %s", argv[optind]);
+        if (ref.transport == REF_DOCKER) {
+                _cleanup_free_ char *s = reference_to_string(&ref);
+                reference_free(&ref);
+                return cli_error("pull %s: pulling from registries is not implemented yet", s);
+        }
+        store *s = cli_store(c);
+        if (!s) {
+                reference_free(&ref);
+                return 1;
+        }
+        struct import_result res;
+        char *err = NULL;
+        int r = import_pull(s, &ref, &res, &err);
+        if (r < 0) {
+                int rc = cli_fail(err, "%s", strerror(-r));
+                reference_free(&ref);
+                return rc;
+        }
+        report_import(c, &res, "pull");
+        if (c->quiet)
+                for (size_t i = 0; i < res.n_images; i++)
+                        printf("sha256:%s\n", res.images[i].id);
+        import_result_free(&res);
+        reference_free(&ref);
+        return 0;
+}
+
+int cmd_load(struct cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = { { "input", required_argument, NULL, 'i' },
+                                              { "quiet", no_argument, NULL, 'q' }, {} };
+        const char *input = NULL;
+        int o;
+        while ((o = getopt_long(argc, argv, "i:q", opts, NULL)) >= 0)
+                if (o == 'i')
+                        input = optarg;
+                else if (o == 'q')
+                        c->quiet = true;
+                else
+                        return cli_usage_error("load");
+        if (optind != argc)
+                return cli_usage_error("load");
+        _cleanup_close_ int fd = -1;
+        if (input) {
+                fd = open(input, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return cli_error("load: open %s: %m", input);
+        } else {
+                if (isatty(STDIN_FILENO))
+                        return cli_error("load: no input (give -i FILE or pipe an archive to stdin)");
+                fd = dup(STDIN_FILENO);
+        }
+        store *s = cli_store(c);
+        if (!s)
+                return 1;
+        struct import_result res;
+        char *err = NULL;
+        int r = import_load(s, fd, &res, &err);
+        if (r < 0)
+                return cli_fail(err, "load: %s", strerror(-r));
+        report_import(c, &res, "load");
+        import_result_free(&res);
+        return 0;
+}
+
+/* "docker.io/library/busybox:1" -> repository "docker.io/library/busybox", tag "1" */
+static void split_name(const char *name, char **repo, char **tag)
+{
+        const char *at = strchr(name, '@');
+        const char *slash = strrchr(name, '/');
+        const char *colon = strrchr(slash ? slash : name, ':');
+        if (at) {
+                *repo = xstrndup(name, (size_t)(at - name));
+                *tag = xstrdup("<none>");
+        } else if (colon) {
+                *repo = xstrndup(name, (size_t)(colon - name));
+                *tag = xstrdup(colon + 1);
+        } else {
+                *repo = xstrdup(name);
+                *tag = xstrdup("<none>");
+        }
+}
+
+static int image_cmp(const void *a, const void *b)
+{
+        const struct store_image *x = a, *y = b;
+        return x->created < y->created ? 1 : x->created > y->created ? -1 : strcmp(x->id, y->id);
+}
+
+int cmd_images(struct cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "quiet", no_argument, NULL, 'q' },   { "digests", no_argument, NULL, 'd' },
+                { "format", required_argument, NULL, 'f' }, { "no-trunc", no_argument, NULL, 'n' },
+                { "images", no_argument, NULL, 'I' },  { "all", no_argument, NULL, 'a' }, {},
+        };
+        bool quiet = false, digests = false, json = false, notrunc = false;
+        int o;
+        while ((o = getopt_long(argc, argv, "qa", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'q':
+                        quiet = true;
+                        break;
+                case 'd':
+                        digests = true;
+                        break;
+                case 'f':
+                        if (strcmp(optarg, "json") != 0)
+                                return cli_error("images: unsupported --format %s (json)", optarg);
+                        json = true;
+                        break;
+                case 'n':
+                        notrunc = true;
+                        break;
+                case 'I':
+                case 'a':
+                        break;
+                default:
+                        return cli_usage_error("images");
+                }
+        }
+        if (optind != argc)
+                return cli_usage_error("images");
+        store *s = cli_store(c);
+        if (!s)
+                return 1;
+        struct store_image *imgs;
+        size_t n;
+        int r = store_list_images(s, &imgs, &n);
+        if (r < 0)
+                return cli_error("images: %s", strerror(-r));
+        qsort(imgs, n, sizeof(*imgs), image_cmp);
+        if (json) {
+                json_object *arr = json_object_new_array();
+                for (size_t i = 0; i < n; i++) {
+                        json_object *j = json_object_new_object();
+                        json_object_object_add(j, "Id", json_object_new_string(imgs[i].id));
+                        json_object_object_add(j, "Digest", json_object_new_string(imgs[i].digest));
+                        json_object *names = json_object_new_array();
+                        for (char **p = imgs[i].names; *p; p++)
+                                json_object_array_add(names, json_object_new_string(*p));
+                        json_object_object_add(j, "Names", names);
+                        json_object_object_add(j, "Created", json_object_new_int64(imgs[i].created));
+                        json_object_object_add(j, "Size", json_object_new_int64((int64_t)imgs[i].size));
+                        json_object_array_add(arr, j);
+                }
+                puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+                json_object_put(arr);
+                store_images_free(imgs, n);
+                return 0;
+        }
+        if (!quiet) {
+                if (digests)
+                        printf("%-40s %-16s %-71s %-13s %-16s %s\n", "REPOSITORY", "TAG", "DIGEST", "IMAGE ID",
+                               "CREATED", "SIZE");
+                else
+                        printf("%-40s %-16s %-13s %-16s %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (quiet) {
+                        printf("%.*s\n", notrunc ? 64 : 12, imgs[i].id);
+                        continue;
+                }
+                char size[32], ago[48];
+                fmt_size(imgs[i].size, size, sizeof(size));
+                fmt_ago(imgs[i].created, ago, sizeof(ago));
+                char *none[] = { NULL, NULL };
+                char **names = imgs[i].names[0] ? imgs[i].names : none;
+                for (char **p = names; p == names || *p; p++) {
+                        _cleanup_free_ char *repo = NULL, *tag = NULL;
+                        if (*p)
+                                split_name(*p, &repo, &tag);
+                        else {
+                                repo = xstrdup("<none>");
+                                tag = xstrdup("<none>");
+                        }
+                        char id[80];
+                        snprintf(id, sizeof(id), "%.*s", notrunc ? 64 : 12, imgs[i].id);
+                        if (digests)
+                                printf("%-40s %-16s %-71s %-13s %-16s %s\n", repo, tag, imgs[i].digest, id, ago, size);
+                        else
+                                printf("%-40s %-16s %-13s %-16s %s\n", repo, tag, id, ago, size);
+                }
+        }
+        store_images_free(imgs, n);
+        return 0;
+}
+
+int cmd_list(struct cli *c, int argc, char **argv)
+{
+        for (int i = 1; i < argc; i++)
+                if (!strcmp(argv[i], "--images"))
+                        return cmd_images(c, argc, argv);
+        return cli_error("list: containers are not implemented yet; use ctfs list --images");
+}
+
+int cmd_tag(struct cli *c, int argc, char **argv)
+{
+        if (argc != 3)
+                return cli_usage_error("tag");
+        store *s = cli_store(c);
+        if (!s)
+                return 1;
+        char *err = NULL;
+        int r = image_tag(s, argv[1], argv[2], &err);
+        return r < 0 ? cli_fail(err, "tag: %s", strerror(-r)) : 0;
+}
+
+int cmd_rmi(struct cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, {} };
+        bool force = false;
+        int o;
+        while ((o = getopt_long(argc, argv, "f", opts, NULL)) >= 0)
+                if (o == 'f')
+                        force = true;
+                else
+                        return cli_usage_error("rmi");
+        if (optind >= argc)
+                return cli_usage_error("rmi");
+        store *s = cli_store(c);
+        if (!s)
+                return 1;
+        int rc = 0;
+        for (int i = optind; i < argc; i++) {
+                char **untagged = NULL, *deleted = NULL, *err = NULL;
+                int r = image_remove(s, argv[i], force, &untagged, &deleted, &err);
+                if (r < 0) {
+                        rc = cli_fail(err, "rmi %s: %s", argv[i], strerror(-r));
+                        continue;
+                }
+                for (char **p = untagged; p && *p; p++) {
+                        printf("Untagged: %s\n", *p);
+                        free(*p);
+                }
+                free(untagged);
+                if (deleted)
+                        printf("Deleted: sha256:%s\n", deleted);
+                free(deleted);
+        }
+        return rc;
+}
+
+static json_object *strv_json(char **v)
+{
+        if (!v)
+                return NULL;
+        json_object *a = json_object_new_array();
+        for (char **p = v; *p; p++)
+                json_object_array_add(a, json_object_new_string(*p));
+        return a;
+}
+
+static json_object *inspect_one(store *s, const char *id)
+{
+        _cleanup_free_ char *info = NULL, *cfg_text = NULL, *man = NULL;
+        _cleanup_free_ char *rel = xasprintf("images/%s/image.json", id);
+        if (util_read_file_at(store_dirfd(s), rel, 16 << 20, &info, NULL) < 0)
+                return NULL;
+        json_object *ij = json_tokener_parse(info);
+        if (!ij)
+                return NULL;
+        uint8_t cd[DIGEST_LEN], md[DIGEST_LEN];
+        size_t clen = 0, mlen = 0;
+        json_object *v;
+        digest_parse_hex(id, cd);
+        if (store_blob_get(s, cd, &cfg_text, &clen) < 0) {
+                json_object_put(ij);
+                return NULL;
+        }
+        if (json_object_object_get_ex(ij, "digest", &v) && digest_parse(json_object_get_string(v), md) == 0)
+                store_blob_get(s, md, &man, &mlen);
+        struct image_config cfg;
+        if (image_config_parse(cfg_text, clen, &cfg) < 0) {
+                json_object_put(ij);
+                return NULL;
+        }
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "Id", json_object_new_string(xasprintf("sha256:%s", id) ? "" : ""));
+        char idstr[DIGEST_STR_LEN + 8];
+        snprintf(idstr, sizeof(idstr), "sha256:%s", id);
+        json_object_object_add(o, "Id", json_object_new_string(idstr));
+        json_object_object_add(o, "Digest", json_object_object_get_ex(ij, "digest", &v) ? json_object_get(v) : NULL);
+        /* names */
+        struct store_ref *refs;
+        size_t n_refs;
+        json_object *tags = json_object_new_array(), *rdig = json_object_new_array();
+        if (store_refs_load(s, &refs, &n_refs) >= 0) {
+                for (size_t i = 0; i < n_refs; i++)
+                        if (!strcmp(refs[i].id, id)) {
+                                json_object_array_add(tags, json_object_new_string(refs[i].name));
+                                _cleanup_free_ char *repo = NULL, *tag = NULL;
+                                split_name(refs[i].name, &repo, &tag);
+                                if (json_object_object_get_ex(ij, "digest", &v)) {
+                                        _cleanup_free_ char *rd = xasprintf("%s@%s", repo, json_object_get_string(v));
+                                        json_object_array_add(rdig, json_object_new_string(rd));
+                                }
+                        }
+                store_refs_free(refs, n_refs);
+        }
+        json_object_object_add(o, "RepoTags", tags);
+        json_object_object_add(o, "RepoDigests", rdig);
+        if (cfg.has_created) {
+                char buf[64];
+                time_t t = (time_t)cfg.created;
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+                json_object_object_add(o, "Created", json_object_new_string(buf));
+        }
+        json_object_object_add(o, "Os", json_object_new_string(cfg.os ? cfg.os : ""));
+        json_object_object_add(o, "Architecture", json_object_new_string(cfg.architecture ? cfg.architecture : ""));
+        if (cfg.variant)
+                json_object_object_add(o, "Variant", json_object_new_string(cfg.variant));
+        json_object_object_add(o, "Size", json_object_object_get_ex(ij, "size", &v) ? json_object_get(v) : NULL);
+        json_object *c = json_object_new_object();
+        json_object_object_add(c, "User", json_object_new_string(cfg.user ? cfg.user : ""));
+        json_object_object_add(c, "Env", strv_json(cfg.env));
+        json_object_object_add(c, "Entrypoint", strv_json(cfg.entrypoint));
+        json_object_object_add(c, "Cmd", strv_json(cfg.cmd));
+        json_object_object_add(c, "WorkingDir", json_object_new_string(cfg.working_dir ? cfg.working_dir : ""));
+        json_object *labels = json_object_new_object();
+        for (size_t i = 0; i < cfg.n_labels; i++)
+                json_object_object_add(labels, cfg.label_keys[i], json_object_new_string(cfg.label_values[i]));
+        json_object_object_add(c, "Labels", labels);
+        if (cfg.stop_signal)
+                json_object_object_add(c, "StopSignal", json_object_new_string(cfg.stop_signal));
+        json_object_object_add(o, "Config", c);
+        json_object *rootfs = json_object_new_object();
+        json_object_object_add(rootfs, "Type", json_object_new_string("layers"));
+        json_object_object_add(rootfs, "Layers", json_object_object_get_ex(ij, "layers", &v) ? json_object_get(v) : NULL);
+        json_object_object_add(o, "RootFS", rootfs);
+        /* layer blobs with their sizes, from the manifest */
+        struct manifest m;
+        if (man && manifest_parse(man, mlen, &m) >= 0) {
+                json_object *ls = json_object_new_array();
+                for (size_t i = 0; i < m.n_layers; i++) {
+                        json_object *l = json_object_new_object();
+                        char ds[DIGEST_STR_LEN];
+                        digest_to_str(m.layers[i].digest, ds);
+                        json_object_object_add(l, "Digest", json_object_new_string(ds));
+                        json_object_object_add(l, "MediaType", json_object_new_string(m.layers[i].media_type));
+                        json_object_object_add(l, "Size", json_object_new_int64(m.layers[i].size));
+                        json_object_array_add(ls, l);
+                }
+                json_object_object_add(o, "Layers", ls);
+                manifest_free(&m);
+        }
+        image_config_free(&cfg);
+        json_object_put(ij);
+        return o;
+}
+
+int cmd_inspect(struct cli *c, int argc, char **argv)
+{
+        if (argc < 2)
+                return cli_usage_error("inspect");
+        store *s = cli_store(c);
+        if (!s)
+                return 1;
+        json_object *arr = json_object_new_array();
+        int rc = 0;
+        for (int i = 1; i < argc; i++) {
+                char id[DIGEST_HEX_LEN + 1];
+                int r = store_resolve_image(s, argv[i], id);
+                json_object *o = r >= 0 ? inspect_one(s, id) : NULL;
+                if (!o) {
+                        rc = cli_error("inspect: no such image: %s", argv[i]);
+                        continue;
+                }
+                json_object_array_add(arr, o);
+        }
+        if (json_object_array_length(arr) > 0 || rc == 0)
+                puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(arr);
+        return rc;
+}
+
+int cmd_export(struct cli *c, int argc, char **argv)
+{
+        static const struct option opts[] = { { "output", required_argument, NULL, 'o' }, {} };
+        const char *output = NULL;
+        int o;
+        while ((o = getopt_long(argc, argv, "o:", opts, NULL)) >= 0)
+                if (o == 'o')
+                        output = optarg;
+                else
+                        return cli_usage_error("export");
+        if (optind + 1 != argc)
+                return cli_usage_error("export");
+        store *s = cli_store(c);
+        if (!s)
+                return 1;
+        char id[DIGEST_HEX_LEN + 1];
+        if (store_resolve_image(s, argv[optind], id) < 0)
+                return cli_error("export: no such image: %s", argv[optind]);
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *tmp = NULL;
+        if (output) {
+                /* write next to the target and rename, so a failed export leaves no partial file */
+                tmp = xasprintf("%s.tmp-%d", output, (int)getpid());
+                fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        return cli_error("export: create %s: %m", output);
+        } else {
+                if (isatty(STDOUT_FILENO))
+                        return cli_error("export: refusing to write a tar stream to a terminal (use -o FILE or a pipe)");
+                fd = dup(STDOUT_FILENO);
+        }
+        char *err = NULL;
+        int r = export_image(s, id, fd, &err);
+        if (r < 0) {
+                if (tmp)
+                        unlink(tmp);
+                return cli_fail(err, "export: %s", strerror(-r));
+        }
+        if (tmp && rename(tmp, output) < 0) {
+                unlink(tmp);
+                return cli_error("export: rename to %s: %m", output);
+        }
+        return 0;
+}
+
+int cmd_prune(struct cli *c, int argc, char **argv)
+{
+        if (argc != 1 && !(argc == 2 && (!strcmp(argv[1], "-f") || !strcmp(argv[1], "--force"))))
+                return cli_usage_error("prune");
+        store *s = cli_store(c);
+        if (!s)
+                return 1;
+        struct prune_result res;
+        int r = store_prune(s, &res);
+        if (r < 0)
+                return cli_error("prune: %s", strerror(-r));
+        char size[32];
+        fmt_size(res.bytes, size, sizeof(size));
+        if (!c->quiet)
+                printf("Deleted %llu image%s, %llu layer%s, %llu object%s\nTotal reclaimed space: %s\n",
+                       (unsigned long long)res.images, res.images == 1 ? "" : "s", (unsigned long long)res.layers,
+                       res.layers == 1 ? "" : "s", (unsigned long long)res.objects, res.objects == 1 ? "" : "s", size);
+        return 0;
+}
+
+int cmd_system(struct cli *c, int argc, char **argv)
+{
+        bool verbose = false;
+        if (argc < 2 || strcmp(argv[1], "df") != 0)
+                return cli_usage_error("system");
+        for (int i = 2; i < argc; i++)
+                if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+                        verbose = true;
+                else
+                        return cli_usage_error("system");
+        store *s = cli_store(c);
+        if (!s)
+                return 1;
+        struct df_result df;
+        int r = store_df(s, &df);
+        if (r < 0)
+                return cli_error("system df: %s", strerror(-r));
+        char logical[32], disk[32], saved[32];
+        fmt_size(df.logical_bytes, logical, sizeof(logical));
+        fmt_size(df.object_bytes, disk, sizeof(disk));
+        fmt_size(df.logical_bytes > df.object_bytes ? df.logical_bytes - df.object_bytes : 0, saved, sizeof(saved));
+        printf("%-12s %-8s %-14s %-14s %s\n", "TYPE", "TOTAL", "SIZE", "ON DISK", "SAVED BY DEDUP");
+        printf("%-12s %-8llu %-14s %-14s %s\n", "Images", (unsigned long long)df.images, logical, disk, saved);
+        printf("%-12s %-8llu\n", "Layers", (unsigned long long)df.layers);
+        printf("%-12s %-8llu\n", "Containers", (unsigned long long)df.containers);
+        printf("%-12s %-8llu %-14s\n", "Objects", (unsigned long long)df.objects, disk);
+        if (verbose || df.n_images) {
+                printf("\n%-50s %-13s %-10s %-10s %s\n", "IMAGE", "IMAGE ID", "SIZE", "SHARED", "UNIQUE");
+                for (size_t i = 0; i < df.n_images; i++) {
+                        struct df_image *im = &df.per_image[i];
+                        char a[32], b[32], u[32];
+                        fmt_size(im->size, a, sizeof(a));
+                        fmt_size(im->shared, b, sizeof(b));
+                        fmt_size(im->unique, u, sizeof(u));
+                        printf("%-50s %.12s  %-10s %-10s %s\n", im->names && im->names[0] ? im->names[0] : "<none>",
+                               im->id, a, b, u);
+                }
+        }
+        df_result_free(&df);
+        return 0;
+}

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ctfs: argument parsing and the command table. */
+#include <getopt.h>
+#include <locale.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static int cmd_version(struct cli *c, int argc, char **argv);
+static int cmd_help(struct cli *c, int argc, char **argv);
+
+static const struct command commands[] = {
+        { "pull", cmd_pull, "pull [-q] REFERENCE",
+          "pull an image (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG])" },
+        { "load", cmd_load, "load [-q] [-i FILE]", "load images from a docker or OCI archive (stdin by default)" },
+        { "images", cmd_images, "images [-q] [--digests] [--format json] [--no-trunc]", "list images" },
+        { "list", cmd_list, "list --images [OPTIONS]", "list images (as the original tool did)" },
+        { "tag", cmd_tag, "tag SOURCE TARGET", "give an image another name" },
+        { "rmi", cmd_rmi, "rmi [-f] IMAGE...", "remove images (untag a name; delete when no name is left)" },
+        { "inspect", cmd_inspect, "inspect IMAGE...", "show an image's details as JSON" },
+        { "export", cmd_export, "export [-o FILE] IMAGE", "write an image's merged tree as a tar stream" },
+        { "prune", cmd_prune, "prune", "remove unnamed images, and layers and objects no image uses" },
+        { "system", cmd_system, "system df", "show store usage: shared and unique bytes" },
+        { "version", cmd_version, "version", "show the version" },
+        { "help", cmd_help, "help [COMMAND]", "show help" },
+};
+
+const struct command *cli_find(const char *name)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+                if (!strcmp(commands[i].name, name))
+                        return &commands[i];
+        return NULL;
+}
+
+int cli_error(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("ctfs: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        return 1;
+}
+
+int cli_fail(char *msg, const char *fallback_fmt, ...)
+{
+        if (msg) {
+                cli_error("%s", msg);
+                free(msg);
+                return 1;
+        }
+        va_list ap;
+        va_start(ap, fallback_fmt);
+        fputs("ctfs: ", stderr);
+        vfprintf(stderr, fallback_fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        return 1;
+}
+
+int cli_usage_error(const char *cmd)
+{
+        const struct command *c = cli_find(cmd);
+        return cli_error("usage: ctfs %s", c ? c->usage : cmd);
+}
+
+store *cli_store(struct cli *c)
+{
+        if (c->store)
+                return c->store;
+        int r = store_open(c->root, &c->store);
+        if (r < 0) {
+                const char *root = c->root ? c->root : getenv("CTFS_ROOT") ? getenv("CTFS_ROOT") : STORE_DEFAULT_ROOT;
+                cli_error("open store %s: %s", root, strerror(-r));
+                return NULL;
+        }
+        return c->store;
+}
+
+static int cmd_version(struct cli *c, int argc, char **argv)
+{
+        printf("ctfs version %s\n", CTFS_VERSION);
+        return 0;
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: ctfs [--root DIR] [--log-level LEVEL] [-q] COMMAND [ARGS...]\n\ncommands:\n");
+        for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+                fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "\nThe store is --root, else $CTFS_ROOT, else %s.\n", STORE_DEFAULT_ROOT);
+}
+
+static int cmd_help(struct cli *c, int argc, char **argv)
+{
+        if (argc < 2) {
+                usage(stdout);
+                return 0;
+        }
+        const struct command *cmd = cli_find(argv[1]);
+        if (!cmd)
+                return cli_error("help: unknown command: %s", argv[1]);
+        printf("usage: ctfs %s\n\n%s\n", cmd->usage, cmd->summary);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        /* Names in images are bytes; a UTF-8 locale lets libarchive pass them through unchanged. */
+        if (!setlocale(LC_CTYPE, "C.UTF-8"))
+                setlocale(LC_CTYPE, "");
+        struct cli c = { 0 };
+        static const struct option opts[] = {
+                { "root", required_argument, NULL, 'r' },
+                { "log-level", required_argument, NULL, 'l' },
+                { "quiet", no_argument, NULL, 'q' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'v' },
+                {},
+        };
+        int o;
+        while ((o = getopt_long(argc, argv, "+qh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'r':
+                        c.root = optarg;
+                        break;
+                case 'l':
+                        if (!strcmp(optarg, "error"))
+                                util_log_level = LOG_ERR_LEVEL;
+                        else if (!strcmp(optarg, "warn") || !strcmp(optarg, "warning"))
+                                util_log_level = LOG_WARN_LEVEL;
+                        else if (!strcmp(optarg, "info"))
+                                util_log_level = LOG_INFO_LEVEL;
+                        else if (!strcmp(optarg, "debug"))
+                                util_log_level = LOG_DEBUG_LEVEL;
+                        else
+                                return cli_error("invalid --log-level %s (error, warn, info, debug)", optarg);
+                        break;
+                case 'q':
+                        c.quiet = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                case 'v':
+                        return cmd_version(&c, 0, NULL);
+                default:
+                        usage(stderr);
+                        return 1;
+                }
+        }
+        if (optind >= argc) {
+                usage(stderr);
+                return 1;
+        }
+        const struct command *cmd = cli_find(argv[optind]);
+        if (!cmd)
+                return cli_error("unknown command: %s (see ctfs help)", argv[optind]);
+        argv += optind;
+        argc -= optind;
+        optind = 0; /* commands parse their own options with getopt again */
+        int r = cmd->run(&c, argc, argv);
+        if (c.store)
+                store_close(c.store);
+        if (fflush(stdout) != 0 && r == 0)
+                r = cli_error("write output: %m");
+        return r;
+}

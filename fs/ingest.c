@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "ingest.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "path.h"
+#include "tree.h"
+#include "util.h"
+
+#define WH_PREFIX ".wh."
+#define WH_OPAQUE ".wh..wh..opq"
+
+struct ingest {
+        store *s;
+        int fd;
+        int workfd;
+        char *work; /* relative to the store root */
+        digest_ctx *blob_hash, *tar_hash;
+        uint64_t blob_size, tar_size;
+        struct archive *raw, *tar;
+        char inbuf[1 << 17];
+        char midbuf[1 << 17];
+        tbuild *b;
+        char **staged; /* hex names of objects staged in work/ */
+        size_t n_staged;
+        char *error;
+        struct ingest_result res;
+};
+
+static void set_error(struct ingest *g, const char *fmt, ...) _printf_(2, 3);
+static void set_error(struct ingest *g, const char *fmt, ...)
+{
+        if (g->error)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&g->error, fmt, ap) < 0)
+                g->error = NULL;
+        va_end(ap);
+}
+
+/* Outer reader: the blob as it comes, hashed on the way in. */
+static la_ssize_t raw_read(struct archive *a, void *data, const void **buf)
+{
+        struct ingest *g = data;
+        for (;;) {
+                ssize_t n = read(g->fd, g->inbuf, sizeof(g->inbuf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        archive_set_error(a, errno, "read layer: %s", strerror(errno));
+                        return -1;
+                }
+                digest_update(g->blob_hash, g->inbuf, (size_t)n);
+                g->blob_size += (uint64_t)n;
+                *buf = g->inbuf;
+                return n;
+        }
+}
+
+/* Inner reader: the decompressed stream, hashed for the diffid. */
+static la_ssize_t tar_read(struct archive *a, void *data, const void **buf)
+{
+        struct ingest *g = data;
+        la_ssize_t n = archive_read_data(g->raw, g->midbuf, sizeof(g->midbuf));
+        if (n < 0) {
+                archive_set_error(a, archive_errno(g->raw) ? archive_errno(g->raw) : EIO, "%s",
+                                  archive_error_string(g->raw) ? archive_error_string(g->raw) : "decompress");
+                return -1;
+        }
+        digest_update(g->tar_hash, g->midbuf, (size_t)n);
+        g->tar_size += (uint64_t)n;
+        *buf = g->midbuf;
+        return n;
+}
+
+static int stage_regular(struct ingest *g, struct archive_entry *e, const char *path, uint8_t ret_digest[DIGEST_LEN])
+{
+        int64_t size = archive_entry_size(e);
+        if (size < 0) {
+                set_error(g, "layer entry %s: negative size", path);
+                return -EINVAL;
+        }
+        if (size > (int64_t)1 << 30) {
+                struct statvfs sv;
+                if (fstatvfs(g->workfd, &sv) == 0 && (uint64_t)size > (uint64_t)sv.f_bavail * sv.f_frsize) {
+                        set_error(g, "layer entry %s: declared size %lld exceeds the free space of the store",
+                                  path, (long long)size);
+                        return -EFBIG;
+                }
+        }
+        _cleanup_close_ int fd = openat(g->workfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
+        if (fd < 0)
+                return -errno;
+        _cleanup_(digest_freep) digest_ctx *h = digest_new();
+        static const char zeros[65536];
+        int64_t pos = 0;
+        for (;;) {
+                const void *buf;
+                size_t len;
+                la_int64_t off;
+                int r = archive_read_data_block(g->tar, &buf, &len, &off);
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r < ARCHIVE_WARN) {
+                        set_error(g, "layer entry %s: %s", path, archive_error_string(g->tar));
+                        return -EIO;
+                }
+                if (off < pos || off + (int64_t)len > size) {
+                        set_error(g, "layer entry %s: data beyond its declared size", path);
+                        return -EINVAL;
+                }
+                /* A hole in a sparse file: hash the zeros, leave the hole in the object. */
+                while (pos < off) {
+                        size_t k = (size_t)(off - pos) < sizeof(zeros) ? (size_t)(off - pos) : sizeof(zeros);
+                        digest_update(h, zeros, k);
+                        pos += (int64_t)k;
+                }
+                digest_update(h, buf, len);
+                const char *p = buf;
+                size_t left = len;
+                while (left) {
+                        ssize_t w = pwrite(fd, p, left, (off_t)pos);
+                        if (w < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                int err = errno;
+                                set_error(g, "layer entry %s: write: %s", path, strerror(err));
+                                return -err;
+                        }
+                        p += w;
+                        left -= (size_t)w;
+                        pos += w;
+                }
+        }
+        while (pos < size) {
+                size_t k = (size_t)(size - pos) < sizeof(zeros) ? (size_t)(size - pos) : sizeof(zeros);
+                digest_update(h, zeros, k);
+                pos += (int64_t)k;
+        }
+        if (ftruncate(fd, (off_t)size) < 0)
+                return -errno;
+        digest_final(h, ret_digest);
+        g->res.files++;
+
+        char hex[DIGEST_HEX_LEN + 1];
+        digest_to_hex(ret_digest, hex);
+        if (store_object_exists(g->s, ret_digest) || faccessat(g->workfd, hex, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return 0;
+        _cleanup_free_ char *proc = xasprintf("/proc/self/fd/%d", fd);
+        if (linkat(AT_FDCWD, proc, g->workfd, hex, AT_SYMLINK_FOLLOW) < 0)
+                return -errno;
+        g->staged = xrealloc(g->staged, (g->n_staged + 1) * sizeof(char *));
+        g->staged[g->n_staged++] = xstrdup(hex);
+        g->res.new_objects++;
+        g->res.new_bytes += (uint64_t)size;
+        return 0;
+}
+
+static int add_xattrs(struct ingest *g, struct archive_entry *e, tnode *n)
+{
+        archive_entry_xattr_reset(e);
+        const char *name;
+        const void *value;
+        size_t len;
+        while (archive_entry_xattr_next(e, &name, &value, &len) == ARCHIVE_OK) {
+                if (!name || !*name)
+                        continue;
+                tbuild_add_xattr(g->b, n, name, value ? value : "", value ? len : 0);
+        }
+        return 0;
+}
+
+static int ingest_entry(struct ingest *g, struct archive_entry *e)
+{
+        const char *raw = archive_entry_pathname(e);
+        if (!raw)
+                raw = archive_entry_pathname_utf8(e);
+        if (!raw) {
+                set_error(g, "layer entry without a usable name");
+                return -EINVAL;
+        }
+        _cleanup_free_ char *path = NULL;
+        if (path_normalize(raw, &path) < 0) {
+                set_error(g, "layer entry %s: refusing a path with '..'", raw);
+                return -EINVAL;
+        }
+        g->res.entries++;
+        const char *base = path_basename(path);
+        if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)) == 0) {
+                _cleanup_free_ char *dir = path_dirname(path);
+                int r;
+                if (strcmp(base, WH_OPAQUE) == 0)
+                        r = tbuild_set_opaque(g->b, dir);
+                else if (strncmp(base, ".wh..wh.", 8) == 0)
+                        return 0; /* aufs bookkeeping (.wh..wh.plnk and friends): not content */
+                else {
+                        const char *victim = base + strlen(WH_PREFIX);
+                        if (!*victim || !strcmp(victim, ".") || !strcmp(victim, "..") || strchr(victim, '/')) {
+                                set_error(g, "layer entry %s: invalid whiteout", raw);
+                                return -EINVAL;
+                        }
+                        _cleanup_free_ char *target = *dir ? xasprintf("%s/%s", dir, victim) : xstrdup(victim);
+                        r = tbuild_add_whiteout(g->b, target);
+                }
+                if (r < 0)
+                        set_error(g, "layer entry %s: %s", raw,
+                                  r == -ENOTDIR ? "lies below a symlink or file" : strerror(-r));
+                return r;
+        }
+
+        const char *hl = archive_entry_hardlink(e);
+        if (hl) {
+                _cleanup_free_ char *target = NULL;
+                if (path_normalize(hl, &target) < 0 || !*target) {
+                        set_error(g, "layer entry %s: refusing a hardlink to %s", raw, hl);
+                        return -EINVAL;
+                }
+                if (!*path) {
+                        set_error(g, "layer entry %s: hardlink at the root", raw);
+                        return -EINVAL;
+                }
+                int r = tbuild_add_hardlink(g->b, path, target);
+                if (r == -ENOENT)
+                        r = tbuild_add_hardlink_ref(g->b, path, target);
+                if (r < 0)
+                        set_error(g, "layer entry %s: hardlink to %s: %s", raw, hl,
+                                  r == -ENOTDIR ? "lies below a symlink or file"
+                                  : r == -EPERM ? "target is a directory" : strerror(-r));
+                return r;
+        }
+
+        struct tattr a = {
+                .mode = archive_entry_mode(e),
+                .uid = (uint32_t)archive_entry_uid(e),
+                .gid = (uint32_t)archive_entry_gid(e),
+                .mtime_sec = archive_entry_mtime(e),
+                .mtime_nsec = (uint32_t)archive_entry_mtime_nsec(e),
+        };
+        const char *link = NULL;
+        int r = 0;
+        switch (archive_entry_filetype(e)) {
+        case AE_IFREG:
+                a.size = (uint64_t)archive_entry_size(e);
+                r = stage_regular(g, e, raw, a.digest);
+                if (r < 0) {
+                        if (!g->error)
+                                set_error(g, "layer entry %s: %s", raw, strerror(-r));
+                        return r;
+                }
+                if (!*path) {
+                        set_error(g, "layer entry %s: a file at the root", raw);
+                        return -EINVAL;
+                }
+                break;
+        case AE_IFDIR:
+                break;
+        case AE_IFLNK:
+                link = archive_entry_symlink(e);
+                if (!link)
+                        link = archive_entry_symlink_utf8(e);
+                if (!link) {
+                        set_error(g, "layer entry %s: symlink without a target", raw);
+                        return -EINVAL;
+                }
+                break;
+        case AE_IFCHR:
+        case AE_IFBLK:
+                a.rdev = archive_entry_rdev(e);
+                break;
+        case AE_IFIFO:
+                break;
+        default:
+                return 0; /* sockets and the like carry nothing */
+        }
+        if (!*path && !S_ISDIR(a.mode)) {
+                set_error(g, "layer entry %s: not a directory at the root", raw);
+                return -EINVAL;
+        }
+        tnode *n;
+        r = tbuild_add(g->b, path, &a, link, &n);
+        if (r < 0) {
+                set_error(g, "layer entry %s: %s", raw, r == -ENOTDIR ? "lies below a symlink or file" : strerror(-r));
+                return r;
+        }
+        return add_xattrs(g, e, n);
+}
+
+static void ingest_cleanup(struct ingest *g)
+{
+        if (g->tar)
+                archive_read_free(g->tar);
+        if (g->raw)
+                archive_read_free(g->raw);
+        digest_free(g->blob_hash);
+        digest_free(g->tar_hash);
+        tbuild_free(g->b);
+        for (size_t i = 0; i < g->n_staged; i++)
+                free(g->staged[i]);
+        free(g->staged);
+        if (g->workfd >= 0)
+                close(g->workfd);
+        if (g->work)
+                util_rm_rf_at(store_dirfd(g->s), g->work);
+        free(g->work);
+        free(g->error);
+}
+
+static int drain(struct ingest *g)
+{
+        /* The diffid covers the whole uncompressed stream, the trailing zero blocks included. */
+        for (;;) {
+                la_ssize_t n = archive_read_data(g->raw, g->midbuf, sizeof(g->midbuf));
+                if (n < 0) {
+                        set_error(g, "decompress layer: %s", archive_error_string(g->raw));
+                        return -EIO;
+                }
+                if (n == 0)
+                        break;
+                digest_update(g->tar_hash, g->midbuf, (size_t)n);
+                g->tar_size += (uint64_t)n;
+        }
+        for (;;) {
+                ssize_t n = read(g->fd, g->inbuf, sizeof(g->inbuf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                digest_update(g->blob_hash, g->inbuf, (size_t)n);
+                g->blob_size += (uint64_t)n;
+        }
+        return 0;
+}
+
+static int publish(struct ingest *g)
+{
+        char hex[DIGEST_HEX_LEN + 1];
+        digest_to_hex(g->res.diffid, hex);
+        _cleanup_free_ char *final = xasprintf("layers/%s", hex);
+        int dfd = store_dirfd(g->s);
+        for (size_t i = 0; i < g->n_staged; i++) {
+                uint8_t d[DIGEST_LEN];
+                digest_parse_hex(g->staged[i], d);
+                _cleanup_free_ char *rel = xasprintf("%s/%s", g->work, g->staged[i]);
+                int r = store_object_publish(g->s, rel, d);
+                if (r < 0) {
+                        set_error(g, "publish object %s: %s", g->staged[i], strerror(-r));
+                        return r;
+                }
+        }
+        _cleanup_free_ char *ldir = xasprintf("%s/layer", g->work);
+        if (mkdirat(dfd, ldir, 0700) < 0)
+                return -errno;
+        _cleanup_free_ char *idx = xasprintf("%s/index", ldir);
+        int r = tbuild_write(g->b, dfd, idx);
+        if (r < 0) {
+                set_error(g, "write layer index: %s", strerror(-r));
+                return r;
+        }
+        if (renameat2(dfd, ldir, dfd, final, RENAME_NOREPLACE) < 0 && errno != EEXIST && errno != ENOTEMPTY) {
+                r = -errno;
+                set_error(g, "publish layer %s: %s", hex, strerror(errno));
+                return r;
+        }
+        return 0;
+}
+
+int ingest_layer(store *s, int fd, const uint8_t *expected_blob, const uint8_t *expected_diffid,
+                 struct ingest_result *ret_result, char **ret_error)
+{
+        struct ingest g = { .s = s, .fd = fd, .workfd = -1 };
+        int r = store_mkdtemp(s, &g.work);
+        if (r < 0)
+                return r;
+        g.workfd = openat(store_dirfd(s), g.work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (g.workfd < 0) {
+                r = -errno;
+                goto out;
+        }
+        /* prune skips work directories that are locked: this one is in use */
+        flock(g.workfd, LOCK_SH);
+        g.blob_hash = digest_new();
+        g.tar_hash = digest_new();
+        g.b = tbuild_new();
+
+        g.raw = archive_read_new();
+        archive_read_support_filter_all(g.raw);
+        archive_read_support_format_raw(g.raw);
+        if (archive_read_open(g.raw, &g, NULL, raw_read, NULL) != ARCHIVE_OK) {
+                set_error(&g, "open layer: %s", archive_error_string(g.raw));
+                r = -EIO;
+                goto out;
+        }
+        struct archive_entry *re;
+        if (archive_read_next_header(g.raw, &re) != ARCHIVE_OK) {
+                set_error(&g, "read layer: %s", archive_error_string(g.raw));
+                r = -EIO;
+                goto out;
+        }
+        g.tar = archive_read_new();
+        archive_read_support_format_tar(g.tar);
+        archive_read_support_format_gnutar(g.tar);
+        if (archive_read_open(g.tar, &g, NULL, tar_read, NULL) != ARCHIVE_OK) {
+                set_error(&g, "layer is not a tar archive: %s", archive_error_string(g.tar));
+                r = -EINVAL;
+                goto out;
+        }
+        for (;;) {
+                struct archive_entry *e;
+                int ar = archive_read_next_header(g.tar, &e);
+                if (ar == ARCHIVE_EOF)
+                        break;
+                if (ar < ARCHIVE_WARN) {
+                        set_error(&g, "read layer: %s", archive_error_string(g.tar));
+                        r = -EIO;
+                        goto out;
+                }
+                r = ingest_entry(&g, e);
+                if (r < 0)
+                        goto out;
+        }
+        r = drain(&g);
+        if (r < 0)
+                goto out;
+        digest_final(g.blob_hash, g.res.blob_digest);
+        digest_final(g.tar_hash, g.res.diffid);
+        g.res.blob_size = g.blob_size;
+        g.res.tar_size = g.tar_size;
+        char want[DIGEST_STR_LEN], got[DIGEST_STR_LEN];
+        if (expected_blob && memcmp(expected_blob, g.res.blob_digest, DIGEST_LEN) != 0) {
+                digest_to_str(expected_blob, want);
+                digest_to_str(g.res.blob_digest, got);
+                set_error(&g, "digest mismatch for %s: expected %s, got %s", want, want, got);
+                r = -EBADMSG;
+                goto out;
+        }
+        if (expected_diffid && memcmp(expected_diffid, g.res.diffid, DIGEST_LEN) != 0) {
+                digest_to_str(expected_diffid, want);
+                digest_to_str(g.res.diffid, got);
+                set_error(&g, "digest mismatch for layer %s: expected %s, got %s", want, want, got);
+                r = -EBADMSG;
+                goto out;
+        }
+        {
+                _cleanup_close_ int lock = store_lock(s);
+                if (lock < 0) {
+                        r = lock;
+                        goto out;
+                }
+                r = publish(&g);
+        }
+        if (r >= 0 && ret_result)
+                *ret_result = g.res;
+out:
+        if (r < 0 && ret_error)
+                *ret_error = g.error ? TAKE_PTR(g.error) : xasprintf("ingest layer: %s", strerror(-r));
+        ingest_cleanup(&g);
+        return r;
+}

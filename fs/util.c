@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int util_log_level = LOG_WARN_LEVEL;
+
+void *xmalloc(size_t n)
+{
+        void *p = malloc(n ? n : 1);
+        if (!p)
+                abort();
+        return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+        void *p = calloc(n ? n : 1, m ? m : 1);
+        if (!p)
+                abort();
+        return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+        p = realloc(p, n ? n : 1);
+        if (!p)
+                abort();
+        return p;
+}
+
+char *xstrdup(const char *s)
+{
+        char *p = strdup(s);
+        if (!p)
+                abort();
+        return p;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+        char *p = strndup(s, n);
+        if (!p)
+                abort();
+        return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+        va_list ap;
+        char *p;
+        va_start(ap, fmt);
+        int r = vasprintf(&p, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                abort();
+        return p;
+}
+
+int util_write_all(int fd, const void *buf, size_t len)
+{
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+ssize_t util_read_all(int fd, void *buf, size_t len)
+{
+        char *p = buf;
+        size_t got = 0;
+        while (got < len) {
+                ssize_t n = read(fd, p + got, len - got);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        return (ssize_t)got;
+}
+
+int util_read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len)
+{
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if ((uint64_t)st.st_size > max)
+                return -EFBIG;
+        _cleanup_free_ char *data = xmalloc((size_t)st.st_size + 1);
+        ssize_t n = util_read_all(fd, data, (size_t)st.st_size);
+        if (n < 0)
+                return (int)n;
+        data[n] = '\0';
+        *ret_data = TAKE_PTR(data);
+        if (ret_len)
+                *ret_len = (size_t)n;
+        return 0;
+}
+
+int util_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
+{
+        _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+        _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return -errno;
+        int r = util_write_all(fd, data, len);
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r == 0 && renameat(dirfd, tmp, dirfd, path) < 0)
+                r = -errno;
+        if (r < 0)
+                unlinkat(dirfd, tmp, 0);
+        return r;
+}
+
+int util_mkdir_p_at(int dirfd, const char *path, mode_t mode)
+{
+        _cleanup_free_ char *p = xstrdup(path);
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdirat(dirfd, p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdirat(dirfd, p, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int rm_rf_children(int fd)
+{
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        int r = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno == ENOENT)
+                        continue;
+                if (errno != EISDIR && errno != EPERM) {
+                        r = -errno;
+                        continue;
+                }
+                int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0) {
+                        r = -errno;
+                        continue;
+                }
+                int k = rm_rf_children(sub);
+                if (k < 0)
+                        r = k;
+                if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                        r = -errno;
+        }
+        closedir(d);
+        return r;
+}
+
+int util_rm_rf_at(int dirfd, const char *path)
+{
+        if (unlinkat(dirfd, path, 0) == 0 || errno == ENOENT)
+                return 0;
+        if (errno != EISDIR && errno != EPERM)
+                return -errno;
+        int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        int r = rm_rf_children(fd);
+        if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+                r = -errno;
+        return r;
+}
+
+void util_log(int level, const char *fmt, ...)
+{
+        if (level > util_log_level)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("ctfs: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Small helpers every layer uses: cleanup attributes, ownership transfer, safe I/O. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(util_freep)
+#define _cleanup_close_ _cleanup_(util_closep)
+#define _cleanup_fclose_ _cleanup_(util_fclosep)
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+static inline void util_freep(void *p) { free(*(void **)p); }
+static inline void util_closep(int *fd)
+{
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+static inline void util_fclosep(FILE **f)
+{
+        if (*f)
+                fclose(*f);
+}
+
+/* Hand ownership over: returns the value and resets the variable so cleanup skips it. */
+#define TAKE_PTR(p)                                                                                \
+        ({                                                                                         \
+                __typeof__(p) _tp = (p);                                                           \
+                (p) = NULL;                                                                        \
+                _tp;                                                                               \
+        })
+#define TAKE_FD(fd)                                                                                \
+        ({                                                                                         \
+                int _tf = (fd);                                                                    \
+                (fd) = -1;                                                                         \
+                _tf;                                                                               \
+        })
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation failure is not something a container tool can recover from sensibly. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+
+/* Full read/write, retrying on EINTR and short transfers. Return 0 or -errno. */
+int util_write_all(int fd, const void *buf, size_t len);
+ssize_t util_read_all(int fd, void *buf, size_t len);
+/* Read a whole file (at most max bytes) relative to dirfd, never following a final symlink. */
+int util_read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len);
+/* Write data to dirfd/path atomically: temp file in the same dir, fsync, rename. */
+int util_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
+/* mkdir -p relative to dirfd (components must not be symlinks). */
+int util_mkdir_p_at(int dirfd, const char *path, mode_t mode);
+/* rm -rf relative to dirfd, never following symlinks. */
+int util_rm_rf_at(int dirfd, const char *path);
+
+/* Logging for the CLI and daemon; library code returns errors instead of printing. */
+enum { LOG_ERR_LEVEL = 0, LOG_WARN_LEVEL = 1, LOG_INFO_LEVEL = 2, LOG_DEBUG_LEVEL = 3 };
+extern int util_log_level;
+void util_log(int level, const char *fmt, ...) _printf_(2, 3);
+#define log_debug(...) util_log(LOG_DEBUG_LEVEL, __VA_ARGS__)
+#define log_info(...) util_log(LOG_INFO_LEVEL, __VA_ARGS__)
+#define log_warn(...) util_log(LOG_WARN_LEVEL, __VA_ARGS__)
