@@ -210,6 +210,11 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
                         }
                         _cleanup_free_ char *target = *dir ? xasprintf("%s/%s", dir, victim) : xstrdup(victim);
                         r = tbuild_add_whiteout(g->b, target);
+                        /* umoci writes whiteouts below an entry that replaced a directory by a
+                         * file or symlink in the same layer: the lower directory is gone whole,
+                         * so they delete nothing. Ignore them; never follow the link. */
+                        if (r == -ENOTDIR)
+                                return 0;
                 }
                 if (r < 0)
                         set_error(g, "layer entry %s: %s", raw,

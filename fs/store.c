@@ -224,6 +224,13 @@ int store_ref_set(store *s, const char *name, const char *id)
         int r = refs_read(s, &j);
         if (r < 0)
                 return r;
+        json_object *cur = NULL;
+        bool had = json_object_object_get_ex(j, name, &cur);
+        /* Unchanged: leave the file alone, so a repeated pull changes nothing at all. */
+        if ((!id && !had) || (id && had && !strcmp(json_object_get_string(cur), id))) {
+                json_object_put(j);
+                return 0;
+        }
         if (id)
                 json_object_object_add(j, name, json_object_new_string(id));
         else

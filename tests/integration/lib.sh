@@ -65,12 +65,14 @@ skip() {
 	echo "ok $_t_count - $1 # SKIP ${2:-}"
 }
 
-# diag MSG...: comment lines; each line of the message gets the "# " prefix.
+# diag MSG...: comment lines: one per argument, and per line within an argument.
 diag() {
-	local line
-	while IFS= read -r line; do
-		echo "# $line"
-	done <<<"$*"
+	local arg line
+	for arg in "$@"; do
+		while IFS= read -r line; do
+			echo "# $line"
+		done <<<"$arg"
+	done
 }
 
 # diag_file FILE [MAX LINES]: the tail of FILE as diagnostics.
