@@ -16,6 +16,7 @@ struct export_ctx {
         const tree *t;
         struct archive *a;
         char **first_path; /* per inode: the path a hardlink set was first written under */
+        uint8_t *seen;     /* directories written already (a corrupt tree may repeat one) */
         char *error;
 };
 
@@ -116,6 +117,9 @@ static int walk(struct export_ctx *c, tree_ino dir, const char *prefix, unsigned
                         return r;
                 const struct tree_inode *ti = tree_get(c->t, ino);
                 if (S_ISDIR(ti->mode)) {
+                        if (c->seen[ino])
+                                return -EIO;
+                        c->seen[ino] = 1;
                         _cleanup_free_ char *sub = xasprintf("%s/", path);
                         r = walk(c, ino, sub, depth + 1);
                         if (r < 0)
@@ -135,6 +139,7 @@ int export_image(store *s, const char *id, int out_fd, char **ret_error)
         }
         struct export_ctx c = { .s = s, .t = t };
         c.first_path = xcalloc(tree_count(t), sizeof(char *));
+        c.seen = xcalloc(tree_count(t), 1);
         c.a = archive_write_new();
         /* pax keeps long and non-UTF-8 names, xattrs and big numbers exactly */
         archive_write_set_format_pax_restricted(c.a);
@@ -157,6 +162,7 @@ int export_image(store *s, const char *id, int out_fd, char **ret_error)
         for (uint32_t i = 0; i < tree_count(t); i++)
                 free(c.first_path[i]);
         free(c.first_path);
+        free(c.seen);
         free(c.error);
         return r;
 }

@@ -153,6 +153,22 @@ static int set_names(store *s, const char *const *names, const char *id)
 int image_commit(store *s, const char *manifest, size_t manifest_len, const char *config, size_t config_len,
                  const char *const *names, char ret_id[DIGEST_HEX_LEN + 1], bool *ret_existed, char **ret_error)
 {
+        return image_commit_staged(s, manifest, manifest_len, config, config_len, names, NULL, 0, ret_id, ret_existed,
+                                   ret_error);
+}
+
+static ingest_staged *find_staged(ingest_staged *const *staged, size_t n, const uint8_t diffid[DIGEST_LEN])
+{
+        for (size_t i = 0; i < n; i++)
+                if (staged[i] && memcmp(ingest_staged_diffid(staged[i]), diffid, DIGEST_LEN) == 0)
+                        return staged[i];
+        return NULL;
+}
+
+int image_commit_staged(store *s, const char *manifest, size_t manifest_len, const char *config, size_t config_len,
+                        const char *const *names, ingest_staged *const *staged, size_t n_staged,
+                        char ret_id[DIGEST_HEX_LEN + 1], bool *ret_existed, char **ret_error)
+{
         uint8_t config_digest[DIGEST_LEN], manifest_digest[DIGEST_LEN];
         digest_buf(config, config_len, config_digest);
         digest_buf(manifest, manifest_len, manifest_digest);
@@ -193,12 +209,20 @@ int image_commit(store *s, const char *manifest, size_t manifest_len, const char
                 digest_to_str(cfg.diff_ids[i], dstr);
                 json_object_array_add(layers, json_object_new_string(dstr));
                 _cleanup_(tree_closep) tree *lt = NULL;
-                r = store_layer_open_tree(s, cfg.diff_ids[i], &lt);
-                if (r >= 0)
-                        r = tbuild_apply_layer(b, lt);
+                ingest_staged *st = find_staged(staged, n_staged, cfg.diff_ids[i]);
+                r = st ? ingest_staged_open_tree(st, &lt) : store_layer_open_tree(s, cfg.diff_ids[i], &lt);
                 if (r < 0) {
-                        *ret_error = r == -ENOENT && !lt ? errf("layer %s is not in the store", dstr)
-                                                         : errf("merge layer %s: %s", dstr, strerror(-r));
+                        /* -ENOENT: the caller may stage the layer (again) and retry. */
+                        *ret_error = r == -ENOENT ? errf("layer %s is not in the store", dstr)
+                                                  : errf("open layer %s: %s", dstr, strerror(-r));
+                        goto fail;
+                }
+                r = tbuild_apply_layer(b, lt);
+                if (r < 0) {
+                        /* The only name a merge looks up is a hardlink's target in the layers below. */
+                        *ret_error = r == -ENOENT ? errf("merge layer %s: a hardlink names a file the layers below do not have", dstr)
+                                                  : errf("merge layer %s: %s", dstr, strerror(-r));
+                        r = r == -ENOENT ? -EINVAL : r;
                         goto fail;
                 }
         }
@@ -232,8 +256,19 @@ int image_commit(store *s, const char *manifest, size_t manifest_len, const char
         ipath = xasprintf("%s/image.json", work);
         r = util_write_file_atomic_at(dfd, ipath, text, strlen(text), 0644);
         json_object_put(info);
-        if (r >= 0)
-                r = store_blob_put(s, manifest, manifest_len, manifest_digest);
+        if (r < 0) {
+                *ret_error = errf("write image metadata: %s", strerror(-r));
+                goto fail_work;
+        }
+        /* Everything checked out: publish the layers this pull staged, then the image. */
+        for (size_t i = 0; i < n_staged; i++) {
+                if (!staged[i])
+                        continue;
+                r = ingest_staged_publish(staged[i], ret_error);
+                if (r < 0)
+                        goto fail_work;
+        }
+        r = store_blob_put(s, manifest, manifest_len, manifest_digest);
         if (r >= 0)
                 r = store_blob_put(s, config, config_len, config_digest);
         if (r < 0) {

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ingest.h"
 #include "store.h"
 
 /*
@@ -14,6 +15,17 @@
  */
 int image_commit(store *s, const char *manifest, size_t manifest_len, const char *config, size_t config_len,
                  const char *const *names, char ret_id[DIGEST_HEX_LEN + 1], bool *ret_existed, char **ret_error);
+
+/*
+ * The same for a pull that staged the layers the store lacked (ingest_layer_stage): they are
+ * merged from their work directories and published together with the image under one hold of
+ * the store lock, so an image that is refused (a hardlink to nothing, ...) publishes nothing.
+ * A layer neither staged nor in the store (a concurrent prune removed it after the caller
+ * looked) gives -ENOENT: stage it and call again.
+ */
+int image_commit_staged(store *s, const char *manifest, size_t manifest_len, const char *config, size_t config_len,
+                        const char *const *names, ingest_staged *const *staged, size_t n_staged,
+                        char ret_id[DIGEST_HEX_LEN + 1], bool *ret_existed, char **ret_error);
 
 /* Names: src is any image reference store_resolve_image accepts; dst a name to normalize. */
 int image_tag(store *s, const char *src, const char *dst, char **ret_error);

@@ -80,15 +80,14 @@ static int read_blob(int dirfd, const uint8_t d[DIGEST_LEN], size_t max, char **
         return 0;
 }
 
-/* Ingest the layers an image needs that the store lacks, then commit it. */
-static int import_image(store *s, const char *manifest, size_t manifest_len, const char *config, size_t config_len,
-                        int dirfd, const char *const *layer_paths, char **names, struct import_result *res,
-                        char **ret_error)
+int import_image(store *s, const char *manifest, size_t manifest_len, const char *config, size_t config_len,
+                 char **names, const struct import_layers *layers, struct import_result *res, char **ret_error)
 {
         struct image_config cfg;
         int r = image_config_parse(config, config_len, &cfg);
         if (r < 0) {
                 *ret_error = errf("invalid image config");
+                strv_free(names);
                 return r;
         }
         struct import_image im = { .names = names };
@@ -96,40 +95,31 @@ static int import_image(store *s, const char *manifest, size_t manifest_len, con
         digest_buf(config, config_len, cd);
         digest_to_hex(cd, im.id);
         im.layers = (unsigned)cfg.n_diff_ids;
-        size_t n_paths = 0;
-        while (layer_paths[n_paths])
-                n_paths++;
-        if (n_paths != cfg.n_diff_ids) {
-                *ret_error = errf("image %.12s: manifest has %zu layers, config %zu", im.id, n_paths, cfg.n_diff_ids);
+        _cleanup_free_ size_t *which = NULL;
+        if (layers->n != cfg.n_diff_ids) {
+                *ret_error = errf("image %.12s: manifest has %zu layers, config %zu", im.id, layers->n, cfg.n_diff_ids);
                 r = -EINVAL;
                 goto out;
         }
         if (!store_image_exists(s, im.id)) {
+                size_t n_which = 0;
+                which = xcalloc(cfg.n_diff_ids + 1, sizeof(size_t));
                 for (size_t i = 0; i < cfg.n_diff_ids; i++) {
                         if (store_layer_exists(s, cfg.diff_ids[i]))
                                 continue;
-                        /* layer_paths are "blobs/sha256/<hex>" (checked against that digest) or a
-                         * docker-archive member (checked against the diffid only). */
-                        uint8_t blob[DIGEST_LEN];
-                        const uint8_t *want_blob = NULL;
-                        if (strncmp(layer_paths[i], "blobs/sha256/", 13) == 0 &&
-                            digest_parse_hex(layer_paths[i] + 13, blob) == 0)
-                                want_blob = blob;
-                        _cleanup_close_ int fd = openat(dirfd, layer_paths[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                        if (fd < 0) {
-                                r = -errno;
-                                *ret_error = errf("open layer %s: %s", layer_paths[i], strerror(errno));
-                                goto out;
-                        }
-                        struct ingest_result ir;
-                        char *err = NULL;
-                        r = ingest_layer(s, fd, want_blob, cfg.diff_ids[i], &ir, &err);
-                        if (r < 0) {
-                                *ret_error = err;
-                                goto out;
-                        }
-                        im.layers_ingested++;
+                        bool dup = false;
+                        for (size_t k = 0; k < n_which && !dup; k++)
+                                dup = !memcmp(cfg.diff_ids[which[k]], cfg.diff_ids[i], DIGEST_LEN);
+                        if (!dup)
+                                which[n_which++] = i;
                 }
+                if (n_which) {
+                        r = layers->fetch(layers->userdata, s, which, n_which, (const uint8_t(*)[DIGEST_LEN])cfg.diff_ids,
+                                          ret_error);
+                        if (r < 0)
+                                goto out;
+                }
+                im.layers_ingested = (unsigned)n_which;
         }
         r = image_commit(s, manifest, manifest_len, config, config_len, (const char *const *)names, im.id,
                          &im.existed, ret_error);
@@ -147,11 +137,54 @@ out:
         return r;
 }
 
+/* Local layers: files relative to a directory, read one after the other. */
+struct local_layers {
+        int dirfd;
+        const char *const *paths;
+};
+
+static int local_fetch(void *userdata, store *s, const size_t *which, size_t n_which, const uint8_t (*diffids)[DIGEST_LEN],
+                       char **ret_error)
+{
+        const struct local_layers *l = userdata;
+        for (size_t k = 0; k < n_which; k++) {
+                const char *path = l->paths[which[k]];
+                /* paths are "blobs/sha256/<hex>" (checked against that digest) or a
+                 * docker-archive member (checked against the diffid only). */
+                uint8_t blob[DIGEST_LEN];
+                const uint8_t *want_blob = NULL;
+                if (strncmp(path, "blobs/sha256/", 13) == 0 && digest_parse_hex(path + 13, blob) == 0)
+                        want_blob = blob;
+                _cleanup_close_ int fd = openat(l->dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0) {
+                        int r = -errno;
+                        *ret_error = errf("open layer %s: %s", path, strerror(errno));
+                        return r;
+                }
+                struct ingest_result ir;
+                int r = ingest_layer(s, fd, want_blob, diffids[which[k]], &ir, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* An image whose layers are files below dirfd. */
+static int import_local_image(store *s, const char *manifest, size_t manifest_len, const char *config,
+                              size_t config_len, int dirfd, const char *const *layer_paths, char **names,
+                              struct import_result *res, char **ret_error)
+{
+        struct local_layers l = { .dirfd = dirfd, .paths = layer_paths };
+        struct import_layers layers = { .fetch = local_fetch, .userdata = &l };
+        while (layer_paths[layers.n])
+                layers.n++;
+        return import_image(s, manifest, manifest_len, config, config_len, names, &layers, res, ret_error);
+}
+
 static char *basename_noext(const char *path)
 {
         const char *b = strrchr(path, '/');
         b = b ? b + 1 : path;
-        _cleanup_free_ char *stripped = NULL;
         size_t len = strlen(b);
         while (len > 1 && path[0] && b[len - 1] == '/')
                 len--;
@@ -173,8 +206,8 @@ static char *basename_noext(const char *path)
 static int import_oci_one(store *s, int dirfd, const struct manifest_desc *desc, char **names, struct import_result *res,
                           char **ret_error)
 {
-        _cleanup_free_ char *mdata = NULL;
-        size_t mlen;
+        _cleanup_free_ char *mdata = NULL, *cdata = NULL, *offer = NULL;
+        size_t mlen, clen;
         int r = read_blob(dirfd, desc->digest, MANIFEST_MAX_SIZE, &mdata, &mlen, ret_error);
         if (r < 0)
                 goto fail;
@@ -191,7 +224,7 @@ static int import_oci_one(store *s, int dirfd, const struct manifest_desc *desc,
                 size_t k;
                 r = manifest_index_pick(&idx, os, arch, variant, &k);
                 if (r < 0) {
-                        _cleanup_free_ char *offer = manifest_index_platforms(&idx);
+                        offer = manifest_index_platforms(&idx);
                         *ret_error = errf("no image for platform %s/%s in the index (it has: %s)", os, arch, offer);
                         manifest_index_free(&idx);
                         goto fail;
@@ -206,8 +239,6 @@ static int import_oci_one(store *s, int dirfd, const struct manifest_desc *desc,
                 *ret_error = errf("invalid image manifest");
                 goto fail;
         }
-        _cleanup_free_ char *cdata = NULL;
-        size_t clen;
         r = read_blob(dirfd, m.config.digest, IMAGE_CONFIG_MAX_SIZE, &cdata, &clen, ret_error);
         if (r < 0) {
                 manifest_free(&m);
@@ -219,7 +250,7 @@ static int import_oci_one(store *s, int dirfd, const struct manifest_desc *desc,
                 digest_to_hex(m.layers[i].digest, hex);
                 paths[i] = xasprintf("blobs/sha256/%s", hex);
         }
-        r = import_image(s, mdata, mlen, cdata, clen, dirfd, (const char *const *)paths, names, res, ret_error);
+        r = import_local_image(s, mdata, mlen, cdata, clen, dirfd, (const char *const *)paths, names, res, ret_error);
         strv_free(paths);
         manifest_free(&m);
         return r;
@@ -578,7 +609,7 @@ static int import_docker_dir(store *s, int dirfd, const char *want, struct impor
                         strv_free(names);
                         names = strv_one(want_full);
                 }
-                r = import_image(s, manifest, strlen(manifest), cdata, clen, dirfd, (const char *const *)paths, names,
+                r = import_local_image(s, manifest, strlen(manifest), cdata, clen, dirfd, (const char *const *)paths, names,
                                  res, ret_error);
                 strv_free(paths);
         }

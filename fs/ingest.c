@@ -153,15 +153,20 @@ static int stage_regular(struct ingest *g, struct archive_entry *e, const char *
 
         char hex[DIGEST_HEX_LEN + 1];
         digest_to_hex(ret_digest, hex);
-        if (store_object_exists(g->s, ret_digest) || faccessat(g->workfd, hex, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        if (faccessat(g->workfd, hex, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return 0;
+        /* Staged even when the store has the object now: until the layer is published under
+         * the lock, nothing uses that object, and a concurrent prune may remove it. Publishing
+         * an object that exists is a no-op. */
+        if (!store_object_exists(g->s, ret_digest)) {
+                g->res.new_objects++;
+                g->res.new_bytes += (uint64_t)size;
+        }
         _cleanup_free_ char *proc = xasprintf("/proc/self/fd/%d", fd);
         if (linkat(AT_FDCWD, proc, g->workfd, hex, AT_SYMLINK_FOLLOW) < 0)
                 return -errno;
         g->staged = xrealloc(g->staged, (g->n_staged + 1) * sizeof(char *));
         g->staged[g->n_staged++] = xstrdup(hex);
-        g->res.new_objects++;
-        g->res.new_bytes += (uint64_t)size;
         return 0;
 }
 
@@ -195,6 +200,14 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
         }
         g->res.entries++;
         const char *base = path_basename(path);
+        /* A whiteout name is only meaningful as the last component. As a directory it could
+         * not be represented in an overlay upper dir, and a layer exported from the image
+         * would turn it into a whiteout (".wh..." would delete ".."): refuse it. */
+        for (const char *c = path; c < base; c = strchr(c, '/') + 1)
+                if (strncmp(c, WH_PREFIX, strlen(WH_PREFIX)) == 0) {
+                        set_error(g, "layer entry %s: a whiteout name used as a directory", raw);
+                        return -EINVAL;
+                }
         if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)) == 0) {
                 _cleanup_free_ char *dir = path_dirname(path);
                 int r;
@@ -311,10 +324,11 @@ static void ingest_cleanup(struct ingest *g)
         for (size_t i = 0; i < g->n_staged; i++)
                 free(g->staged[i]);
         free(g->staged);
-        if (g->workfd >= 0)
-                close(g->workfd);
+        /* Remove the work directory while it is still locked, then let go of it. */
         if (g->work)
                 util_rm_rf_at(store_dirfd(g->s), g->work);
+        if (g->workfd >= 0)
+                close(g->workfd);
         free(g->work);
         free(g->error);
 }
@@ -347,53 +361,23 @@ static int drain(struct ingest *g)
         return 0;
 }
 
-static int publish(struct ingest *g)
-{
-        char hex[DIGEST_HEX_LEN + 1];
-        digest_to_hex(g->res.diffid, hex);
-        _cleanup_free_ char *final = xasprintf("layers/%s", hex);
-        int dfd = store_dirfd(g->s);
-        for (size_t i = 0; i < g->n_staged; i++) {
-                uint8_t d[DIGEST_LEN];
-                digest_parse_hex(g->staged[i], d);
-                _cleanup_free_ char *rel = xasprintf("%s/%s", g->work, g->staged[i]);
-                int r = store_object_publish(g->s, rel, d);
-                if (r < 0) {
-                        set_error(g, "publish object %s: %s", g->staged[i], strerror(-r));
-                        return r;
-                }
-        }
-        _cleanup_free_ char *ldir = xasprintf("%s/layer", g->work);
-        if (mkdirat(dfd, ldir, 0700) < 0)
-                return -errno;
-        _cleanup_free_ char *idx = xasprintf("%s/index", ldir);
-        int r = tbuild_write(g->b, dfd, idx);
-        if (r < 0) {
-                set_error(g, "write layer index: %s", strerror(-r));
-                return r;
-        }
-        if (renameat2(dfd, ldir, dfd, final, RENAME_NOREPLACE) < 0 && errno != EEXIST && errno != ENOTEMPTY) {
-                r = -errno;
-                set_error(g, "publish layer %s: %s", hex, strerror(errno));
-                return r;
-        }
-        return 0;
-}
+struct ingest_staged {
+        store *s;
+        int workfd; /* flock'ed: prune leaves the work directory alone while we hold it */
+        char *work; /* relative to the store root: objects by hex name, layer/index */
+        char **objects;
+        size_t n_objects;
+        uint8_t diffid[DIGEST_LEN];
+};
 
-int ingest_layer(store *s, int fd, const uint8_t *expected_blob, const uint8_t *expected_diffid,
-                 struct ingest_result *ret_result, char **ret_error)
+int ingest_layer_stage(store *s, int fd, const uint8_t *expected_blob, const uint8_t *expected_diffid,
+                       struct ingest_result *ret_result, ingest_staged **ret_staged, char **ret_error)
 {
         struct ingest g = { .s = s, .fd = fd, .workfd = -1 };
-        int r = store_mkdtemp(s, &g.work);
+        _cleanup_free_ char *ldir = NULL, *idx = NULL;
+        int r = store_mkdtemp_locked(s, &g.work, &g.workfd);
         if (r < 0)
-                return r;
-        g.workfd = openat(store_dirfd(s), g.work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (g.workfd < 0) {
-                r = -errno;
                 goto out;
-        }
-        /* prune skips work directories that are locked: this one is in use */
-        flock(g.workfd, LOCK_SH);
         g.blob_hash = digest_new();
         g.tar_hash = digest_new();
         g.b = tbuild_new();
@@ -456,19 +440,110 @@ int ingest_layer(store *s, int fd, const uint8_t *expected_blob, const uint8_t *
                 r = -EBADMSG;
                 goto out;
         }
-        {
-                _cleanup_close_ int lock = store_lock(s);
-                if (lock < 0) {
-                        r = lock;
-                        goto out;
-                }
-                r = publish(&g);
+        ldir = xasprintf("%s/layer", g.work);
+        if (mkdirat(store_dirfd(s), ldir, 0700) < 0) {
+                r = -errno;
+                set_error(&g, "make layer directory: %s", strerror(errno));
+                goto out;
         }
-        if (r >= 0 && ret_result)
+        idx = xasprintf("%s/index", ldir);
+        r = tbuild_write(g.b, store_dirfd(s), idx);
+        if (r < 0) {
+                set_error(&g, "write layer index: %s", strerror(-r));
+                goto out;
+        }
+        ingest_staged *st = xcalloc(1, sizeof(*st));
+        st->s = s;
+        st->workfd = TAKE_FD(g.workfd);
+        st->work = TAKE_PTR(g.work);
+        st->objects = TAKE_PTR(g.staged);
+        st->n_objects = g.n_staged;
+        g.n_staged = 0;
+        memcpy(st->diffid, g.res.diffid, DIGEST_LEN);
+        if (ret_result)
                 *ret_result = g.res;
+        *ret_staged = st;
 out:
         if (r < 0 && ret_error)
                 *ret_error = g.error ? TAKE_PTR(g.error) : xasprintf("ingest layer: %s", strerror(-r));
         ingest_cleanup(&g);
+        return r;
+}
+
+const uint8_t *ingest_staged_diffid(const ingest_staged *st) { return st->diffid; }
+
+int ingest_staged_open_tree(const ingest_staged *st, tree **ret_tree)
+{
+        _cleanup_free_ char *idx = xasprintf("%s/layer/index", st->work);
+        return tree_open(store_dirfd(st->s), idx, ret_tree);
+}
+
+int ingest_staged_publish(ingest_staged *st, char **ret_error)
+{
+        store *s = st->s;
+        int dfd = store_dirfd(s);
+        char hex[DIGEST_HEX_LEN + 1];
+        for (size_t i = 0; i < st->n_objects; i++) {
+                uint8_t d[DIGEST_LEN];
+                if (digest_parse_hex(st->objects[i], d) < 0)
+                        continue;
+                _cleanup_free_ char *rel = xasprintf("%s/%s", st->work, st->objects[i]);
+                /* Published already (by an earlier call that failed later): nothing to move. */
+                if (faccessat(dfd, rel, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT && store_object_exists(s, d))
+                        continue;
+                int r = store_object_publish(s, rel, d);
+                if (r < 0) {
+                        if (ret_error)
+                                *ret_error = xasprintf("publish object %s: %s", st->objects[i], strerror(-r));
+                        return r;
+                }
+        }
+        digest_to_hex(st->diffid, hex);
+        _cleanup_free_ char *final = xasprintf("layers/%s", hex);
+        _cleanup_free_ char *ldir = xasprintf("%s/layer", st->work);
+        if (renameat2(dfd, ldir, dfd, final, RENAME_NOREPLACE) < 0 && errno != EEXIST && errno != ENOTEMPTY &&
+            !(errno == ENOENT && store_layer_exists(s, st->diffid))) {
+                int r = -errno;
+                if (ret_error)
+                        *ret_error = xasprintf("publish layer sha256:%s: %s", hex, strerror(errno));
+                return r;
+        }
+        return 0;
+}
+
+void ingest_staged_free(ingest_staged *st)
+{
+        if (!st)
+                return;
+        for (size_t i = 0; i < st->n_objects; i++)
+                free(st->objects[i]);
+        free(st->objects);
+        if (st->work)
+                util_rm_rf_at(store_dirfd(st->s), st->work);
+        free(st->work);
+        if (st->workfd >= 0)
+                close(st->workfd);
+        free(st);
+}
+
+void ingest_staged_freep(ingest_staged **st) { ingest_staged_free(*st); }
+
+int ingest_layer(store *s, int fd, const uint8_t *expected_blob, const uint8_t *expected_diffid,
+                 struct ingest_result *ret_result, char **ret_error)
+{
+        _cleanup_(ingest_staged_freep) ingest_staged *st = NULL;
+        struct ingest_result res;
+        int r = ingest_layer_stage(s, fd, expected_blob, expected_diffid, &res, &st, ret_error);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int lock = store_lock(s);
+        if (lock < 0) {
+                if (ret_error)
+                        *ret_error = xasprintf("lock store: %s", strerror(-lock));
+                return lock;
+        }
+        r = ingest_staged_publish(st, ret_error);
+        if (r >= 0 && ret_result)
+                *ret_result = res;
         return r;
 }

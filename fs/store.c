@@ -82,6 +82,36 @@ int store_mkdtemp(store *s, char **ret_relpath)
         return 0;
 }
 
+int store_mkdtemp_locked(store *s, char **ret_relpath, int *ret_fd)
+{
+        for (int attempt = 0;; attempt++) {
+                _cleanup_free_ char *rel = NULL;
+                int r = store_mkdtemp(s, &rel);
+                if (r < 0)
+                        return r;
+                _cleanup_close_ int fd = openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0 && errno != ENOENT)
+                        return -errno;
+                if (fd >= 0) {
+                        while (flock(fd, LOCK_SH) < 0)
+                                if (errno != EINTR)
+                                        return -errno;
+                        /* A prune may have taken the directory for abandoned between mkdtemp
+                         * and flock, and removed it: then it has no links left. */
+                        struct stat st;
+                        if (fstat(fd, &st) < 0)
+                                return -errno;
+                        if (st.st_nlink > 0) {
+                                *ret_relpath = TAKE_PTR(rel);
+                                *ret_fd = TAKE_FD(fd);
+                                return 0;
+                        }
+                }
+                if (attempt >= 100)
+                        return -EAGAIN;
+        }
+}
+
 void store_object_relpath(const uint8_t digest[DIGEST_LEN], char out[96])
 {
         char hex[DIGEST_HEX_LEN + 1];

@@ -36,6 +36,9 @@ int store_dirfd(const store *s);
 int store_lock(store *s);
 /* Make a private work directory under tmp/ (removed by the caller or by prune). */
 int store_mkdtemp(store *s, char **ret_relpath);
+/* The same, flock'ed (shared) through *ret_fd for as long as the fd is open, for work done
+ * without the store lock: prune removes only work directories nobody holds. */
+int store_mkdtemp_locked(store *s, char **ret_relpath, int *ret_fd);
 
 /* objects/sha256/ab/<hex> */
 void store_object_relpath(const uint8_t digest[DIGEST_LEN], char out[96]);

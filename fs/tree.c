@@ -143,6 +143,18 @@ static const struct tree_dirent *dir_entries(const tree *t, tree_ino dir, uint32
         return t->dirents + d->a;
 }
 
+/* A directory is reachable only from its recorded parent and never is the root: so a corrupt
+ * file cannot make a cycle that a walk would follow forever. */
+static bool child_ok(const tree *t, tree_ino dir, tree_ino child)
+{
+        if (child >= t->h->n_inodes)
+                return false;
+        const struct tree_inode *c = &t->inodes[child];
+        if (S_ISDIR(c->mode) && (child == TREE_ROOT || child == dir || c->parent != dir))
+                return false;
+        return true;
+}
+
 static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
         int c = memcmp(a, b, alen < blen ? alen : blen);
@@ -166,7 +178,7 @@ int tree_lookup(const tree *t, tree_ino dir, const char *name, size_t name_len, 
                         return -EIO;
                 int c = name_cmp(name, name_len, s, de[mid].name_len);
                 if (c == 0) {
-                        if (de[mid].ino >= t->h->n_inodes)
+                        if (!child_ok(t, dir, de[mid].ino))
                                 return -EIO;
                         *ret_ino = de[mid].ino;
                         return 0;
@@ -234,7 +246,12 @@ int tree_dir_entry(const tree *t, tree_ino dir, uint32_t idx, const char **ret_n
         if (idx >= n)
                 return -ENOENT;
         const char *s = tree_str(t, de[idx].name_off, de[idx].name_len);
-        if (!s || de[idx].ino >= t->h->n_inodes)
+        if (!s || !child_ok(t, dir, de[idx].ino))
+                return -EIO;
+        /* names a corrupt file could hold that no directory may show */
+        size_t nl = de[idx].name_len;
+        if (nl == 0 || memchr(s, '/', nl) || memchr(s, '\0', nl) || (nl == 1 && s[0] == '.') ||
+            (nl == 2 && s[0] == '.' && s[1] == '.'))
                 return -EIO;
         *ret_name = s;
         *ret_len = de[idx].name_len;

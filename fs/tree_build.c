@@ -365,6 +365,7 @@ struct apply_ctx {
         tbuild *b;
         const tree *layer;
         tnode **map; /* layer inode -> builder node, so hardlink sets stay sets */
+        uint8_t *seen; /* layer directories applied already: each is applied once */
         struct pending {
                 tnode *dir;
                 char *name;
@@ -411,6 +412,9 @@ static int apply_dir(struct apply_ctx *c, tnode *dir, tree_ino ldir, unsigned de
         const struct tree_inode *ld = tree_get(t, ldir);
         if (!ld)
                 return -EIO;
+        if (c->seen[ldir])
+                return -EIO; /* a corrupt index naming one directory twice */
+        c->seen[ldir] = 1;
         if (ld->flags & TREE_F_OPAQUE)
                 dir_clear(c->b, dir);
         uint32_t n = tree_dir_count(t, ldir);
@@ -455,7 +459,7 @@ static int apply_dir(struct apply_ctx *c, tnode *dir, tree_ino ldir, unsigned de
                                 return r;
                         c->pending = xrealloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
                         c->pending[c->n_pending++] = (struct pending){
-                                .dir = dir, .name = xstrndup(name, len), .len = len,
+                                .dir = dir, .name = memcpy(xmalloc(len + 1), name, len), .len = len,
                                 .target = xstrndup(target, tl),
                         };
                         dir->refs++; /* keep the directory alive until the pass ends */
@@ -466,20 +470,21 @@ static int apply_dir(struct apply_ctx *c, tnode *dir, tree_ino ldir, unsigned de
                         struct tattr a;
                         attr_from_inode(&a, li);
                         nn = node_new(c->b, &a, 0);
+                        /* The map holds a reference of its own: a corrupt index may name a
+                         * node again after a later entry replaced it. */
+                        nn->refs = 1;
+                        c->map[lino] = nn;
                         if (S_ISLNK(li->mode)) {
                                 const char *target;
                                 size_t tl;
                                 r = tree_readlink(t, lino, &target, &tl);
-                                if (r < 0) {
-                                        node_unref(c->b, (nn->refs++, nn));
+                                if (r < 0)
                                         return r;
-                                }
                                 nn->link = xstrndup(target, tl);
                         }
                         r = copy_xattrs(c->b, nn, t, lino);
                         if (r < 0)
                                 return r;
-                        c->map[lino] = nn;
                 }
                 dir_set(c->b, dir, name, len, nn);
         }
@@ -490,6 +495,7 @@ int tbuild_apply_layer(tbuild *b, const tree *layer)
 {
         struct apply_ctx c = { .b = b, .layer = layer };
         c.map = xcalloc(tree_count(layer), sizeof(*c.map));
+        c.seen = xcalloc(tree_count(layer), 1);
         const struct tree_inode *root = tree_get(layer, TREE_ROOT);
         int r = 0;
         if (!(root->flags & TREE_F_IMPLICIT)) {
@@ -515,7 +521,11 @@ int tbuild_apply_layer(tbuild *b, const tree *layer)
                 free(p->target);
         }
         free(c.pending);
+        for (uint32_t i = 0; i < tree_count(layer); i++)
+                if (c.map[i])
+                        node_unref(b, c.map[i]);
         free(c.map);
+        free(c.seen);
         return r;
 }
 

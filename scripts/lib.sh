@@ -7,6 +7,7 @@ CTFS_PACKAGES=(
 	meson ninja-build pkg-config gcc libc6-dev
 	libfuse3-dev fuse3 libarchive-dev libjson-c-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
 	umoci skopeo busybox-static docker-registry attr jq python3 zstd
+	clang libclang-rt-14-dev
 )
 
 # The checkout's top directory (this file lives in scripts/).

@@ -1,32 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* OCI / Docker documents: indexes, manifests, configs, docker save, platforms (TAP). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "digest.h"
 #include "manifest.h"
+#include "tap.h"
 #include "util.h"
-
-static int tests_run, tests_failed;
-
-static void ok(bool cond, const char *fmt, ...) _printf_(2, 3);
-static void ok(bool cond, const char *fmt, ...)
-{
-        char desc[1024];
-        va_list ap;
-        tests_run++;
-        if (!cond)
-                tests_failed++;
-        va_start(ap, fmt);
-        vsnprintf(desc, sizeof(desc), fmt, ap);
-        va_end(ap);
-        for (char *p = desc; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == '#')
-                        *p = '?';
-        printf("%sok %d - %s\n", cond ? "" : "not ", tests_run, desc);
-}
 
 static bool streq_null(const char *a, const char *b)
 {
@@ -1065,6 +1046,5 @@ int main(void)
         test_docker_save();
         test_platforms();
         test_mutations();
-        printf("1..%d\n", tests_run);
-        return tests_failed ? 1 : 0;
+        return tap_done();
 }

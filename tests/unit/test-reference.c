@@ -1,38 +1,29 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Image references: docker names, every transport, normalization (TAP). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "reference.h"
+#include "tap.h"
 #include "util.h"
-
-static int tests_run, tests_failed;
-
-static void ok(bool cond, const char *fmt, ...) _printf_(2, 3);
-static void ok(bool cond, const char *fmt, ...)
-{
-        char desc[1024];
-        va_list ap;
-        tests_run++;
-        if (!cond)
-                tests_failed++;
-        va_start(ap, fmt);
-        vsnprintf(desc, sizeof(desc), fmt, ap);
-        va_end(ap);
-        /* Inputs with control characters must not break the TAP stream. */
-        for (char *p = desc; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == '#')
-                        *p = '?';
-        printf("%sok %d - %s\n", cond ? "" : "not ", tests_run, desc);
-}
 
 static bool streq_null(const char *a, const char *b)
 {
         if (!a || !b)
                 return a == b;
         return strcmp(a, b) == 0;
+}
+
+/* Inputs with control characters must not break the TAP stream. */
+static const char *printable(const char *s)
+{
+        static char buf[256];
+        size_t i = 0;
+        for (; s[i] && i < sizeof(buf) - 1; i++)
+                buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == '#') ? '?' : s[i];
+        buf[i] = '\0';
+        return buf;
 }
 
 #define D64 "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -196,7 +187,7 @@ static void test_invalid(void)
                 for (size_t b = 0; b < sizeof(r); b++)
                         if (((unsigned char *)&r)[b] != 0xa5)
                                 untouched = false;
-                ok(k == -EINVAL && untouched, "invalid reference '%s' refused (got %d)", invalid[i], k);
+                ok(k == -EINVAL && untouched, "invalid reference '%s' refused (got %d)", printable(invalid[i]), k);
         }
 }
 
@@ -378,6 +369,5 @@ int main(void)
         test_normalize();
         test_to_string();
         test_helpers();
-        printf("1..%d\n", tests_run);
-        return tests_failed ? 1 : 0;
+        return tap_done();
 }

@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The FUSE adapter: libfuse3 low-level requests → view.h. The only file that includes libfuse. */
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "util.h"
+#include "view.h"
+
+static view *V(fuse_req_t req) { return fuse_req_userdata(req); }
+static view_file *F(struct fuse_file_info *fi) { return fi ? (view_file *)(uintptr_t)fi->fh : NULL; }
+
+static void fill_entry(struct fuse_entry_param *e, const struct view_entry *ve)
+{
+        memset(e, 0, sizeof(*e));
+        e->ino = ve->id;
+        e->generation = 1;
+        e->attr = ve->st;
+        e->attr_timeout = ve->attr_timeout;
+        e->entry_timeout = ve->entry_timeout;
+}
+
+static void reply_entry(fuse_req_t req, int r, const struct view_entry *ve)
+{
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        struct fuse_entry_param e;
+        fill_entry(&e, ve);
+        if (fuse_reply_entry(req, &e) == -ENOENT)
+                view_forget(V(req), ve->id, 1); /* the request was interrupted: no reference */
+}
+
+static void op_init(void *ud, struct fuse_conn_info *conn)
+{
+        (void)ud;
+        /* splice file data from the object files straight into the kernel */
+        conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+        if (conn->capable & FUSE_CAP_SPLICE_READ)
+                conn->want |= FUSE_CAP_SPLICE_READ;
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+        if (conn->capable & FUSE_CAP_READDIRPLUS)
+                conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+        if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+                conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+        if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+                conn->want |= FUSE_CAP_CACHE_SYMLINKS; /* a symlink's target never changes in place */
+        /* We write as root, so the host would keep setuid bits on writes and chown by the
+         * container: let the kernel's FUSE client clear them (it sends us a setattr). */
+        conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+        conn->max_write = 1 << 20;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        struct view_entry ve;
+        int r = view_lookup(V(req), parent, name, &ve);
+        if (r == -ENOENT && ve.entry_timeout > 0) {
+                struct fuse_entry_param e = { .ino = 0, .entry_timeout = ve.entry_timeout };
+                fuse_reply_entry(req, &e); /* negative entry the kernel may cache */
+                return;
+        }
+        reply_entry(req, r, &ve);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+        view_forget(V(req), ino, nlookup);
+        fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+        for (size_t i = 0; i < count; i++)
+                view_forget(V(req), forgets[i].ino, forgets[i].nlookup);
+        fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        struct stat st;
+        double t;
+        int r = view_getattr(V(req), ino, F(fi), &st, &t);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                fuse_reply_attr(req, &st, t);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+        unsigned valid = 0;
+        if (to_set & FUSE_SET_ATTR_MODE)
+                valid |= VIEW_SET_MODE;
+        if (to_set & FUSE_SET_ATTR_UID)
+                valid |= VIEW_SET_UID;
+        if (to_set & FUSE_SET_ATTR_GID)
+                valid |= VIEW_SET_GID;
+        if (to_set & FUSE_SET_ATTR_SIZE)
+                valid |= VIEW_SET_SIZE;
+        if (to_set & FUSE_SET_ATTR_ATIME)
+                valid |= VIEW_SET_ATIME;
+        if (to_set & FUSE_SET_ATTR_MTIME)
+                valid |= VIEW_SET_MTIME;
+        if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+                valid |= VIEW_SET_ATIME_NOW;
+        if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+                valid |= VIEW_SET_MTIME_NOW;
+        struct stat st;
+        double t;
+        int r = valid ? view_setattr(V(req), ino, F(fi), attr, valid, &st, &t) : view_getattr(V(req), ino, F(fi), &st, &t);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                fuse_reply_attr(req, &st, t);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+        char *target = NULL;
+        int r = view_readlink(V(req), ino, &target);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                fuse_reply_readlink(req, target);
+        free(target);
+}
+
+static struct view_ctx ctx_of(fuse_req_t req)
+{
+        const struct fuse_ctx *c = fuse_req_ctx(req);
+        return (struct view_ctx){ c->uid, c->gid };
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+        struct view_ctx c = ctx_of(req);
+        struct view_entry ve;
+        reply_entry(req, view_mknod(V(req), &c, parent, name, mode, rdev, &ve), &ve);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+        struct view_ctx c = ctx_of(req);
+        struct view_entry ve;
+        reply_entry(req, view_mkdir(V(req), &c, parent, name, mode, &ve), &ve);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+        struct view_ctx c = ctx_of(req);
+        struct view_entry ve;
+        reply_entry(req, view_symlink(V(req), &c, parent, name, link, &ve), &ve);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+        struct view_entry ve;
+        reply_entry(req, view_link(V(req), ino, newparent, newname, &ve), &ve);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        fuse_reply_err(req, -view_unlink(V(req), parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+        fuse_reply_err(req, -view_rmdir(V(req), parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
+                      unsigned int flags)
+{
+        fuse_reply_err(req, -view_rename(V(req), parent, name, newparent, newname, flags));
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        view_file *f;
+        bool keep;
+        int r = view_open(V(req), ino, fi->flags, &f, &keep);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        fi->fh = (uint64_t)(uintptr_t)f;
+        fi->keep_cache = keep;
+        if (fuse_reply_open(req, fi) == -ENOENT)
+                view_release(f);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+        struct view_ctx c = ctx_of(req);
+        struct view_entry ve;
+        view_file *f;
+        int r = view_create(V(req), &c, parent, name, mode, fi->flags, &ve, &f);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        fi->fh = (uint64_t)(uintptr_t)f;
+        struct fuse_entry_param e;
+        fill_entry(&e, &ve);
+        if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+                view_release(f);
+                view_forget(V(req), ve.id, 1);
+        }
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+        (void)ino;
+        int fd;
+        view_read_fd(V(req), F(fi), &fd);
+        struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+        buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        buf.buf[0].fd = fd;
+        buf.buf[0].pos = off;
+        fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
+{
+        (void)ino;
+        int fd = view_write_fd(F(fi));
+        if (fd < 0) {
+                fuse_reply_err(req, -fd);
+                return;
+        }
+        struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+        out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        out.buf[0].fd = fd;
+        out.buf[0].pos = off;
+        ssize_t n = fuse_buf_copy(&out, in, 0);
+        if (n < 0)
+                fuse_reply_err(req, (int)-n);
+        else
+                fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        (void)ino;
+        (void)fi;
+        fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        (void)ino;
+        view_release(F(fi));
+        fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+        (void)ino;
+        fuse_reply_err(req, -view_fsync(F(fi), datasync));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        view_dir *d;
+        int r = view_opendir(V(req), ino, &d);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        fi->fh = (uint64_t)(uintptr_t)d;
+        if (fuse_reply_open(req, fi) == -ENOENT)
+                view_releasedir(d);
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+{
+        view *v = V(req);
+        view_dir *d = (view_dir *)(uintptr_t)fi->fh;
+        _cleanup_free_ char *buf = xmalloc(size);
+        size_t used = 0;
+        int err = 0;
+        for (;;) {
+                const char *name;
+                struct stat st;
+                off_t next;
+                int r = view_readdir(v, d, off, &name, &st, &next);
+                if (r == -ENOENT)
+                        break;
+                if (r < 0) {
+                        err = -r;
+                        break;
+                }
+                size_t n;
+                if (plus) {
+                        struct fuse_entry_param e = { .attr = st };
+                        struct view_entry ve;
+                        bool looked_up = false;
+                        if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+                                if (view_lookup(v, view_dir_id(d), name, &ve) < 0) {
+                                        off = next; /* gone since the listing was made */
+                                        continue;
+                                }
+                                fill_entry(&e, &ve);
+                                looked_up = true;
+                        }
+                        n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
+                        if (n > size - used) {
+                                if (looked_up)
+                                        view_forget(v, ve.id, 1);
+                                break;
+                        }
+                } else {
+                        n = fuse_add_direntry(req, buf + used, size - used, name, &st, next);
+                        if (n > size - used)
+                                break;
+                }
+                used += n;
+                off = next;
+        }
+        if (err && used == 0)
+                fuse_reply_err(req, err);
+        else
+                fuse_reply_buf(req, buf, used);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+        (void)ino;
+        do_readdir(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+        (void)ino;
+        do_readdir(req, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+        (void)ino;
+        view_releasedir((view_dir *)(uintptr_t)fi->fh);
+        fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+        (void)ino;
+        (void)datasync;
+        (void)fi;
+        fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+        struct statvfs st;
+        int r = view_statfs(V(req), ino, &st);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                fuse_reply_statfs(req, &st);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags)
+{
+        fuse_reply_err(req, -view_setxattr(V(req), ino, name, value, size, flags));
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+        _cleanup_free_ char *buf = size ? xmalloc(size) : NULL;
+        ssize_t n = view_getxattr(V(req), ino, name, buf, size);
+        if (n < 0)
+                fuse_reply_err(req, (int)-n);
+        else if (size == 0)
+                fuse_reply_xattr(req, (size_t)n);
+        else
+                fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+        _cleanup_free_ char *buf = size ? xmalloc(size) : NULL;
+        ssize_t n = view_listxattr(V(req), ino, buf, size);
+        if (n < 0)
+                fuse_reply_err(req, (int)-n);
+        else if (size == 0)
+                fuse_reply_xattr(req, (size_t)n);
+        else
+                fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+        fuse_reply_err(req, -view_removexattr(V(req), ino, name));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+        (void)ino;
+        fuse_reply_err(req, -view_fallocate(F(fi), mode, off, len));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+        (void)ino;
+        off_t r = view_lseek(F(fi), off, whence);
+        if (r < 0)
+                fuse_reply_err(req, (int)-r);
+        else
+                fuse_reply_lseek(req, r);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+        .init = op_init,
+        .lookup = op_lookup,
+        .forget = op_forget,
+        .forget_multi = op_forget_multi,
+        .getattr = op_getattr,
+        .setattr = op_setattr,
+        .readlink = op_readlink,
+        .mknod = op_mknod,
+        .mkdir = op_mkdir,
+        .symlink = op_symlink,
+        .link = op_link,
+        .unlink = op_unlink,
+        .rmdir = op_rmdir,
+        .rename = op_rename,
+        .open = op_open,
+        .create = op_create,
+        .read = op_read,
+        .write_buf = op_write_buf,
+        .flush = op_flush,
+        .release = op_release,
+        .fsync = op_fsync,
+        .opendir = op_opendir,
+        .readdir = op_readdir,
+        .readdirplus = op_readdirplus,
+        .releasedir = op_releasedir,
+        .fsyncdir = op_fsyncdir,
+        .statfs = op_statfs,
+        .setxattr = op_setxattr,
+        .getxattr = op_getxattr,
+        .listxattr = op_listxattr,
+        .removexattr = op_removexattr,
+        .fallocate = op_fallocate,
+        .lseek = op_lseek,
+};
+
+static void raise_nofile(void)
+{
+        /* every open file in the mount holds an object or upper fd */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
+static void ready(int fd, const char *msg)
+{
+        if (fd < 0)
+                return;
+        util_write_all(fd, msg, strlen(msg));
+        close(fd);
+}
+
+int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *o, int ready_fd)
+{
+        raise_nofile();
+        /* modes come from the kernel with the caller's umask already applied */
+        umask(0);
+        view *v;
+        int r = view_new(s, &v);
+        if (r < 0) {
+                ready(ready_fd, "error: cannot set up the view\n");
+                return r;
+        }
+        char *argv[] = { "ctfs", "-o", "allow_other,default_permissions,suid,dev,fsname=ctfs,subtype=ctfs",
+                         o && o->debug ? "-d" : NULL, NULL };
+        struct fuse_args args = FUSE_ARGS_INIT(o && o->debug ? 4 : 3, argv);
+        struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), v);
+        if (!se) {
+                ready(ready_fd, "error: cannot create the FUSE session\n");
+                view_free(v);
+                return -EIO;
+        }
+        if (fuse_set_signal_handlers(se) < 0) {
+                ready(ready_fd, "error: cannot install signal handlers\n");
+                fuse_session_destroy(se);
+                view_free(v);
+                return -EIO;
+        }
+        if (fuse_session_mount(se, mountpoint) != 0) {
+                char msg[4200];
+                snprintf(msg, sizeof(msg), "error: cannot mount the FUSE filesystem at %s\n", mountpoint);
+                ready(ready_fd, msg);
+                fuse_remove_signal_handlers(se);
+                fuse_session_destroy(se);
+                view_free(v);
+                return -EIO;
+        }
+        r = daemon_record(s, mountpoint);
+        if (r < 0) {
+                ready(ready_fd, "error: cannot record the mount in the store\n");
+                fuse_session_unmount(se);
+                fuse_remove_signal_handlers(se);
+                fuse_session_destroy(se);
+                view_free(v);
+                return r;
+        }
+        ready(ready_fd, "ok\n");
+        if (!(o && o->debug) && !(o && o->foreground)) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (null >= 0) {
+                        dup2(null, STDOUT_FILENO);
+                        dup2(null, STDERR_FILENO);
+                        close(null);
+                }
+        }
+        struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(cfg, 1);
+        fuse_loop_cfg_set_idle_threads(cfg, 16);
+        fuse_loop_cfg_set_max_threads(cfg, 64);
+        r = fuse_session_loop_mt(se, cfg);
+        fuse_loop_cfg_destroy(cfg);
+        daemon_unrecord(s);
+        fuse_session_unmount(se);
+        fuse_remove_signal_handlers(se);
+        fuse_session_destroy(se);
+        view_free(v);
+        return r < 0 ? r : 0;
+}

@@ -1,0 +1,1829 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The daemon's namespace: images and containers as one tree of nodes. See view.h. */
+#include "view.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tree.h"
+#include "upper.h"
+#include "util.h"
+
+/* Image trees never change: the kernel may cache them for long. Names under images/ and
+ * containers/ change when the store does, and container trees only change through us, but the
+ * kernel's view of hardlinked names (separate nodes) is refreshed by a short attr timeout. */
+#define IMAGE_TIMEOUT 86400.0
+#define VIRT_TIMEOUT 1.0
+#define CONT_TIMEOUT 1.0
+
+/* st_ino spaces: virtual nodes are small numbers; the top two bits say which space */
+#define INO_IMAGE (1ULL << 62)
+#define INO_CLOWER (2ULL << 62)
+#define INO_CUPPER (3ULL << 62)
+
+enum vkind { VK_ROOT, VK_IMAGES, VK_CONTAINERS, VK_IPREFIX, VK_IMAGE, VK_CLINK, VK_CNODE };
+
+struct vimage {
+        struct vimage *next;
+        uint32_t slot;
+        char *name;
+        char id[DIGEST_HEX_LEN + 1];
+        tree *t;
+        int err;
+        bool tried;
+};
+
+struct vcont {
+        struct vcont *next;
+        uint32_t slot;
+        char id[DIGEST_HEX_LEN + 1];
+        char *name;
+        char image[DIGEST_HEX_LEN + 1];
+        char *upper_path;
+        atomic_bool gone;
+        pthread_rwlock_t rw; /* write: anything that changes the upper dir */
+        pthread_mutex_t open_lock;
+        bool tried;
+        int err;
+        tree *t;
+        upper *u;
+};
+
+typedef struct vnode vnode;
+struct vnode {
+        vnode *hnext;
+        bool hashed;
+        bool detached; /* unlinked or replaced: only open files still use it */
+        enum vkind kind;
+        uint64_t nlookup;
+        uint32_t children; /* VK_CNODE: child nodes that name this one as parent */
+        uint64_t ino;
+        char *name; /* IPREFIX: the prefix path; CLINK: the container name; CNODE: component */
+        struct vimage *img;
+        tree_ino tino;
+        struct vcont *c;
+        vnode *parent; /* CNODE; NULL for a container's root */
+        bool dmerge;   /* CNODE directories: what their children merge with */
+        tree_ino dlower;
+};
+
+struct vref {
+        char *name;
+        struct vimage *img;
+};
+
+struct imap {
+        struct imap *next;
+        uint32_t slot;
+        dev_t dev;
+        ino_t ino;
+        uint64_t val;
+};
+
+struct vname {
+        struct vname *next;
+        enum vkind kind;
+        char *name;
+        uint64_t ino;
+};
+
+struct view {
+        store *s;
+        pthread_mutex_t lock; /* nodes, hash, lists, maps below */
+        vnode root, images, containers;
+        vnode **buckets;
+        size_t n_buckets, n_nodes;
+        struct vimage *imgs;
+        uint32_t img_slots;
+        struct vref *refs;
+        size_t n_refs;
+        bool refs_loaded;
+        struct stat refs_st;
+        struct vcont *conts;
+        uint32_t cont_slots;
+        bool conts_loaded;
+        struct stat conts_st;
+        struct imap **imap;
+        size_t n_imap_buckets, n_imap;
+        uint64_t upper_ino_next;
+        struct vname *vnames;
+        uint64_t vino_next;
+        struct timespec started;
+};
+
+struct view_file {
+        view *v;
+        vnode *n;
+        int fd;
+        int old_fd; /* replaced by a reopen after a copy-up; closed on release */
+        bool lower;
+        bool image;
+        uint64_t gen;
+        pthread_mutex_t lock;
+};
+
+struct dent {
+        char *name;
+        uint64_t ino;
+        mode_t type;
+};
+
+struct view_dir {
+        view *v;
+        vnode *n;
+        struct dent *e;
+        size_t n_e;
+        bool built;
+};
+
+/* ---- node table ---- */
+
+static uint64_t hash_mix(uint64_t h, uint64_t x)
+{
+        h ^= x + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+        return h;
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+        for (; s && *s; s++)
+                h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+        return h;
+}
+
+static uint64_t node_key_hash(enum vkind kind, const void *k1, uint64_t k2, const char *name)
+{
+        uint64_t h = hash_mix(1469598103934665603ULL, kind);
+        h = hash_mix(h, (uint64_t)(uintptr_t)k1);
+        h = hash_mix(h, k2);
+        return hash_str(h, name);
+}
+
+static const void *node_k1(const vnode *n)
+{
+        switch (n->kind) {
+        case VK_IMAGE:
+                return n->img;
+        case VK_CNODE:
+                return n->parent ? (const void *)n->parent : (const void *)n->c;
+        default:
+                return NULL;
+        }
+}
+
+static uint64_t node_hash(const vnode *n)
+{
+        return node_key_hash(n->kind, node_k1(n), n->kind == VK_IMAGE ? n->tino : 0,
+                             n->kind == VK_CNODE && !n->parent ? NULL : n->name);
+}
+
+static bool node_match(const vnode *n, enum vkind kind, const void *k1, uint64_t k2, const char *name)
+{
+        if (n->kind != kind || node_k1(n) != k1)
+                return false;
+        if (kind == VK_IMAGE)
+                return n->tino == k2;
+        const char *nn = kind == VK_CNODE && !n->parent ? NULL : n->name;
+        if (!nn || !name)
+                return nn == name;
+        return strcmp(nn, name) == 0;
+}
+
+static void table_insert(view *v, vnode *n)
+{
+        if (v->n_nodes + 1 > v->n_buckets) {
+                size_t nb = v->n_buckets ? v->n_buckets * 2 : 1024;
+                vnode **b = xcalloc(nb, sizeof(*b));
+                for (size_t i = 0; i < v->n_buckets; i++)
+                        for (vnode *x = v->buckets[i], *next; x; x = next) {
+                                next = x->hnext;
+                                size_t k = node_hash(x) & (nb - 1);
+                                x->hnext = b[k];
+                                b[k] = x;
+                        }
+                free(v->buckets);
+                v->buckets = b;
+                v->n_buckets = nb;
+        }
+        size_t k = node_hash(n) & (v->n_buckets - 1);
+        n->hnext = v->buckets[k];
+        v->buckets[k] = n;
+        n->hashed = true;
+        v->n_nodes++;
+}
+
+static void table_remove(view *v, vnode *n)
+{
+        if (!n->hashed)
+                return;
+        size_t k = node_hash(n) & (v->n_buckets - 1);
+        for (vnode **p = &v->buckets[k]; *p; p = &(*p)->hnext)
+                if (*p == n) {
+                        *p = n->hnext;
+                        break;
+                }
+        n->hashed = false;
+        v->n_nodes--;
+}
+
+static vnode *table_find(view *v, enum vkind kind, const void *k1, uint64_t k2, const char *name)
+{
+        if (!v->n_buckets)
+                return NULL;
+        size_t k = node_key_hash(kind, k1, k2, name) & (v->n_buckets - 1);
+        for (vnode *n = v->buckets[k]; n; n = n->hnext)
+                if (node_match(n, kind, k1, k2, name))
+                        return n;
+        return NULL;
+}
+
+static bool node_static(view *v, vnode *n) { return n == &v->root || n == &v->images || n == &v->containers; }
+
+/* Called with v->lock held. */
+static void node_maybe_free(view *v, vnode *n)
+{
+        while (n && !node_static(v, n) && n->nlookup == 0 && n->children == 0) {
+                table_remove(v, n);
+                vnode *p = n->kind == VK_CNODE ? n->parent : NULL;
+                free(n->name);
+                free(n);
+                if (!p)
+                        break;
+                p->children--;
+                n = p;
+        }
+}
+
+static vnode *node_of(view *v, uint64_t id)
+{
+        if (id == VIEW_ROOT_ID)
+                return &v->root;
+        return (vnode *)(uintptr_t)id;
+}
+
+static uint64_t id_of(view *v, vnode *n) { return n == &v->root ? VIEW_ROOT_ID : (uint64_t)(uintptr_t)n; }
+
+/* A stable inode number for a virtual name (prefix dirs, container name links). */
+static uint64_t vname_ino(view *v, enum vkind kind, const char *name)
+{
+        for (struct vname *x = v->vnames; x; x = x->next)
+                if (x->kind == kind && strcmp(x->name, name) == 0)
+                        return x->ino;
+        struct vname *x = xcalloc(1, sizeof(*x));
+        x->kind = kind;
+        x->name = xstrdup(name);
+        x->ino = v->vino_next++;
+        x->next = v->vnames;
+        v->vnames = x;
+        return x->ino;
+}
+
+/* Find or make a node and count one lookup. Called with v->lock held. */
+static vnode *node_get(view *v, enum vkind kind, const void *k1, uint64_t k2, const char *name, bool *ret_new)
+{
+        vnode *n = table_find(v, kind, k1, k2, name);
+        if (n) {
+                n->nlookup++;
+                if (ret_new)
+                        *ret_new = false;
+                return n;
+        }
+        n = xcalloc(1, sizeof(*n));
+        n->kind = kind;
+        n->nlookup = 1;
+        n->name = name ? xstrdup(name) : NULL;
+        if (kind == VK_IMAGE) {
+                n->img = (struct vimage *)k1;
+                n->tino = (tree_ino)k2;
+        } else if (kind == VK_CNODE) {
+                n->parent = n->name ? (vnode *)k1 : NULL;
+                if (n->parent) {
+                        n->c = n->parent->c;
+                        n->parent->children++;
+                } else {
+                        n->c = (struct vcont *)k1;
+                }
+        }
+        table_insert(v, n);
+        if (ret_new)
+                *ret_new = true;
+        return n;
+}
+
+/* ---- images and containers from the store ---- */
+
+static bool ref_name_ok(const char *name)
+{
+        /* every component becomes a directory name */
+        const char *p = name;
+        if (!*p)
+                return false;
+        for (;;) {
+                const char *e = strchrnul(p, '/');
+                size_t len = (size_t)(e - p);
+                if (len == 0 || len > 255 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+                        return false;
+                if (!*e)
+                        return true;
+                p = e + 1;
+        }
+}
+
+static bool stat_same(const struct stat *a, const struct stat *b)
+{
+        return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static int vref_cmp(const void *a, const void *b)
+{
+        return strcmp(((const struct vref *)a)->name, ((const struct vref *)b)->name);
+}
+
+/* Re-read refs.json when it changed. Called with v->lock held. */
+static void refs_refresh(view *v)
+{
+        struct stat st;
+        if (fstatat(store_dirfd(v->s), "refs.json", &st, 0) < 0)
+                memset(&st, 0, sizeof(st));
+        if (v->refs_loaded && stat_same(&st, &v->refs_st))
+                return;
+        struct store_ref *refs;
+        size_t n;
+        if (store_refs_load(v->s, &refs, &n) < 0)
+                return; /* keep what we had: a torn read is not the store changing */
+        for (size_t i = 0; i < v->n_refs; i++)
+                free(v->refs[i].name);
+        free(v->refs);
+        v->refs = xcalloc(n + 1, sizeof(*v->refs));
+        v->n_refs = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (!ref_name_ok(refs[i].name))
+                        continue;
+                struct vimage *img = NULL;
+                for (struct vimage *x = v->imgs; x && !img; x = x->next)
+                        if (strcmp(x->name, refs[i].name) == 0 && strcmp(x->id, refs[i].id) == 0)
+                                img = x;
+                if (!img) {
+                        img = xcalloc(1, sizeof(*img));
+                        img->slot = ++v->img_slots;
+                        img->name = xstrdup(refs[i].name);
+                        memcpy(img->id, refs[i].id, sizeof(img->id));
+                        img->next = v->imgs;
+                        v->imgs = img;
+                }
+                v->refs[v->n_refs].name = xstrdup(refs[i].name);
+                v->refs[v->n_refs].img = img;
+                v->n_refs++;
+        }
+        qsort(v->refs, v->n_refs, sizeof(*v->refs), vref_cmp);
+        store_refs_free(refs, n);
+        v->refs_st = st;
+        v->refs_loaded = true;
+}
+
+/* The image's tree, opened once. Called with v->lock held. */
+static tree *image_tree(view *v, struct vimage *img)
+{
+        if (!img->tried) {
+                img->tried = true;
+                img->err = store_image_open_tree(v->s, img->id, &img->t);
+        }
+        return img->t;
+}
+
+static void conts_refresh(view *v, bool force)
+{
+        struct stat st;
+        if (fstatat(store_dirfd(v->s), "containers", &st, 0) < 0)
+                memset(&st, 0, sizeof(st));
+        if (v->conts_loaded && !force && stat_same(&st, &v->conts_st))
+                return;
+        struct store_container *cs;
+        size_t n;
+        if (store_list_containers(v->s, &cs, &n) < 0)
+                return;
+        for (struct vcont *c = v->conts; c; c = c->next) {
+                bool found = false;
+                for (size_t i = 0; i < n && !found; i++)
+                        found = strcmp(cs[i].id, c->id) == 0;
+                if (!found)
+                        atomic_store(&c->gone, true);
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (strlen(cs[i].id) != DIGEST_HEX_LEN || !cs[i].upper || cs[i].upper[0] != '/')
+                        continue;
+                struct vcont *c = NULL;
+                for (struct vcont *x = v->conts; x && !c; x = x->next)
+                        if (strcmp(x->id, cs[i].id) == 0)
+                                c = x;
+                if (!c) {
+                        c = xcalloc(1, sizeof(*c));
+                        c->slot = ++v->cont_slots;
+                        memcpy(c->id, cs[i].id, sizeof(c->id));
+                        memcpy(c->image, cs[i].image, sizeof(c->image));
+                        c->upper_path = xstrdup(cs[i].upper);
+                        pthread_rwlock_init(&c->rw, NULL);
+                        pthread_mutex_init(&c->open_lock, NULL);
+                        c->next = v->conts;
+                        v->conts = c;
+                }
+                atomic_store(&c->gone, false);
+                free(c->name);
+                c->name = cs[i].name && ref_name_ok(cs[i].name) && !strchr(cs[i].name, '/') &&
+                                          strlen(cs[i].name) != DIGEST_HEX_LEN
+                                  ? xstrdup(cs[i].name)
+                                  : NULL;
+        }
+        store_containers_free(cs, n);
+        v->conts_st = st;
+        v->conts_loaded = true;
+}
+
+/* Lock a container for an operation and make sure its upper is open. */
+static int cont_begin(view *v, struct vcont *c, bool write)
+{
+        if (write)
+                pthread_rwlock_wrlock(&c->rw);
+        else
+                pthread_rwlock_rdlock(&c->rw);
+        if (atomic_load(&c->gone)) {
+                pthread_rwlock_unlock(&c->rw);
+                return -ENOENT;
+        }
+        pthread_mutex_lock(&c->open_lock);
+        if (!c->tried) {
+                c->tried = true;
+                if (store_image_open_tree(v->s, c->image, &c->t) < 0)
+                        c->t = NULL; /* image gone: the container shows its upper only */
+                c->err = upper_open(v->s, c->t, c->upper_path, &c->u);
+        }
+        int r = c->err;
+        pthread_mutex_unlock(&c->open_lock);
+        if (r < 0) {
+                pthread_rwlock_unlock(&c->rw);
+                return r;
+        }
+        return 0;
+}
+
+static void cont_end(struct vcont *c) { pthread_rwlock_unlock(&c->rw); }
+
+/* ---- container nodes ---- */
+
+static uint64_t ino_clower(struct vcont *c, tree_ino t) { return INO_CLOWER | ((uint64_t)c->slot << 32) | (t + 1ULL); }
+
+static struct imap *imap_find(view *v, uint32_t slot, dev_t dev, ino_t ino)
+{
+        if (!v->n_imap_buckets)
+                return NULL;
+        size_t k = hash_mix(hash_mix(slot, dev), ino) & (v->n_imap_buckets - 1);
+        for (struct imap *m = v->imap[k]; m; m = m->next)
+                if (m->slot == slot && m->dev == dev && m->ino == ino)
+                        return m;
+        return NULL;
+}
+
+static void imap_add(view *v, uint32_t slot, dev_t dev, ino_t ino, uint64_t val)
+{
+        if (v->n_imap + 1 > v->n_imap_buckets) {
+                size_t nb = v->n_imap_buckets ? v->n_imap_buckets * 2 : 1024;
+                struct imap **b = xcalloc(nb, sizeof(*b));
+                for (size_t i = 0; i < v->n_imap_buckets; i++)
+                        for (struct imap *m = v->imap[i], *next; m; m = next) {
+                                next = m->next;
+                                size_t k = hash_mix(hash_mix(m->slot, m->dev), m->ino) & (nb - 1);
+                                m->next = b[k];
+                                b[k] = m;
+                        }
+                free(v->imap);
+                v->imap = b;
+                v->n_imap_buckets = nb;
+        }
+        struct imap *m = xcalloc(1, sizeof(*m));
+        *m = (struct imap){ .slot = slot, .dev = dev, .ino = ino, .val = val };
+        size_t k = hash_mix(hash_mix(slot, dev), ino) & (v->n_imap_buckets - 1);
+        m->next = v->imap[k];
+        v->imap[k] = m;
+        v->n_imap++;
+}
+
+/* The inode number the container shows for an entry: the lower origin's while the entry is
+ * the lower's (also merged dirs and metacopies), the first number an upper inode was shown
+ * with for the rest of the view's life (so copy-up does not change it). v->lock held. */
+static uint64_t cont_ino(view *v, struct vcont *c, const struct upper_ent *e)
+{
+        if (!e->in_upper || (S_ISDIR(e->st.st_mode) && e->merge))
+                return ino_clower(c, e->lower);
+        struct imap *m = imap_find(v, c->slot, e->st.st_dev, e->st.st_ino);
+        if (m)
+                return m->val;
+        uint64_t val = !S_ISDIR(e->st.st_mode) && e->has_lower ? ino_clower(c, e->lower) : INO_CUPPER | v->upper_ino_next++;
+        imap_add(v, c->slot, e->st.st_dev, e->st.st_ino, val);
+        return val;
+}
+
+/* After an operation that may have copied the node's file up: keep its number. */
+static void cont_note(view *v, vnode *n, const struct upper_ent *e)
+{
+        if (!e->in_upper || S_ISDIR(e->st.st_mode))
+                return;
+        pthread_mutex_lock(&v->lock);
+        if (!imap_find(v, n->c->slot, e->st.st_dev, e->st.st_ino))
+                imap_add(v, n->c->slot, e->st.st_dev, e->st.st_ino, n->ino);
+        pthread_mutex_unlock(&v->lock);
+}
+
+/* Path of a container node relative to the container root. Container lock held. */
+static char *cnode_path(vnode *n)
+{
+        size_t len = 0, depth = 0;
+        for (vnode *x = n; x->parent; x = x->parent) {
+                len += strlen(x->name) + 1;
+                depth++;
+        }
+        char *p = xmalloc(len + 1);
+        p[len] = '\0';
+        size_t pos = len;
+        for (vnode *x = n; x->parent; x = x->parent) {
+                size_t l = strlen(x->name);
+                pos -= l;
+                memcpy(p + pos, x->name, l);
+                if (pos > 0)
+                        p[--pos] = '/';
+        }
+        (void)depth;
+        return p;
+}
+
+/* How upper.c addresses a node: its parent dir and name (NULL dir for the container root). */
+struct cref {
+        struct upper_dir d;
+        char *path;
+        const char *name;
+        bool root;
+};
+
+static int cref_entry(vnode *n, struct cref *r)
+{
+        memset(r, 0, sizeof(*r));
+        if (n->detached)
+                return -ENOENT;
+        if (!n->parent) {
+                r->root = true;
+                return 0;
+        }
+        for (vnode *x = n->parent; x; x = x->parent)
+                if (x->detached)
+                        return -ENOENT;
+        r->path = cnode_path(n->parent);
+        r->d = (struct upper_dir){ r->path, n->parent->dmerge, n->parent->dlower };
+        r->name = n->name;
+        return 0;
+}
+
+static int cref_dir(vnode *dir, struct cref *r)
+{
+        memset(r, 0, sizeof(*r));
+        for (vnode *x = dir; x; x = x->parent)
+                if (x->detached)
+                        return -ENOENT;
+        r->path = cnode_path(dir);
+        r->d = (struct upper_dir){ r->path, dir->dmerge, dir->dlower };
+        return 0;
+}
+
+static const struct upper_dir *cref_d(const struct cref *r) { return r->root ? NULL : &r->d; }
+
+static void cref_done(struct cref *r) { free(r->path); }
+
+/* Make the reply entry for a container entry. Container lock held. */
+static void cont_entry(view *v, vnode *parent, const char *name, const struct upper_ent *e, struct view_entry *ret)
+{
+        pthread_mutex_lock(&v->lock);
+        bool is_new;
+        vnode *n = node_get(v, VK_CNODE, parent, 0, name, &is_new);
+        if (is_new) {
+                n->ino = cont_ino(v, n->c, e);
+                n->dmerge = e->merge;
+                n->dlower = e->lower;
+        }
+        pthread_mutex_unlock(&v->lock);
+        ret->id = id_of(v, n);
+        ret->st = e->st;
+        ret->st.st_ino = n->ino;
+        ret->st.st_dev = 0;
+        ret->entry_timeout = CONT_TIMEOUT;
+        ret->attr_timeout = CONT_TIMEOUT;
+}
+
+/* ---- attributes ---- */
+
+static void virt_dir_stat(view *v, uint64_t ino, struct stat *st)
+{
+        memset(st, 0, sizeof(*st));
+        st->st_ino = ino;
+        st->st_mode = S_IFDIR | 0555;
+        st->st_nlink = 2;
+        st->st_blksize = 4096;
+        st->st_mtim = st->st_atim = st->st_ctim = v->started;
+}
+
+static void image_stat(struct vimage *img, tree_ino t, const struct tree_inode *i, struct stat *st)
+{
+        memset(st, 0, sizeof(*st));
+        st->st_ino = INO_IMAGE | ((uint64_t)img->slot << 32) | (t + 1ULL);
+        st->st_mode = i->mode;
+        st->st_nlink = i->nlink ? i->nlink : (S_ISDIR(i->mode) ? 2 : 1);
+        st->st_uid = i->uid;
+        st->st_gid = i->gid;
+        st->st_rdev = (dev_t)i->rdev;
+        st->st_size = S_ISREG(i->mode) ? (off_t)i->size : S_ISLNK(i->mode) ? (off_t)i->b : 0;
+        st->st_blksize = 4096;
+        st->st_blocks = S_ISREG(i->mode) ? (blkcnt_t)((i->size + 511) / 512) : 0;
+        st->st_mtim.tv_sec = i->mtime_sec;
+        st->st_mtim.tv_nsec = i->mtime_nsec;
+        st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+static int image_node_stat(view *v, vnode *n, struct stat *st)
+{
+        pthread_mutex_lock(&v->lock);
+        tree *t = image_tree(v, n->img);
+        int err = n->img->err;
+        pthread_mutex_unlock(&v->lock);
+        if (!t)
+                return err < 0 ? err : -EIO;
+        const struct tree_inode *i = tree_get(t, n->tino);
+        if (!i)
+                return -EIO;
+        image_stat(n->img, n->tino, i, st);
+        return 0;
+}
+
+static int node_stat(view *v, vnode *n, struct stat *st, double *timeout)
+{
+        switch (n->kind) {
+        case VK_ROOT:
+        case VK_IMAGES:
+        case VK_CONTAINERS:
+        case VK_IPREFIX:
+                virt_dir_stat(v, n->ino, st);
+                *timeout = VIRT_TIMEOUT;
+                return 0;
+        case VK_CLINK:
+                memset(st, 0, sizeof(*st));
+                st->st_ino = n->ino;
+                st->st_mode = S_IFLNK | 0777;
+                st->st_nlink = 1;
+                st->st_size = DIGEST_HEX_LEN;
+                st->st_mtim = st->st_atim = st->st_ctim = v->started;
+                *timeout = VIRT_TIMEOUT;
+                return 0;
+        case VK_IMAGE:
+                *timeout = IMAGE_TIMEOUT;
+                return image_node_stat(v, n, st);
+        case VK_CNODE: {
+                int r = cont_begin(v, n->c, false);
+                if (r < 0)
+                        return r;
+                struct cref cr;
+                struct upper_ent e;
+                r = cref_entry(n, &cr);
+                if (r == 0)
+                        r = upper_lookup(n->c->u, cref_d(&cr), cr.name, &e);
+                cref_done(&cr);
+                cont_end(n->c);
+                if (r < 0)
+                        return r;
+                *st = e.st;
+                st->st_ino = n->ino;
+                st->st_dev = 0;
+                *timeout = CONT_TIMEOUT;
+                return 0;
+        }
+        }
+        return -EIO;
+}
+
+/* ---- lookup ---- */
+
+static int lookup_prefix(view *v, const char *prefix, const char *name, struct view_entry *ret)
+{
+        _cleanup_free_ char *full = *prefix ? xasprintf("%s/%s", prefix, name) : xstrdup(name);
+        _cleanup_free_ char *dirp = xasprintf("%s/", full);
+        pthread_mutex_lock(&v->lock);
+        refs_refresh(v);
+        struct vref key = { .name = full };
+        struct vref *exact = v->n_refs ? bsearch(&key, v->refs, v->n_refs, sizeof(*v->refs), vref_cmp) : NULL;
+        vnode *n = NULL;
+        if (exact) {
+                struct vimage *img = exact->img;
+                tree *t = image_tree(v, img);
+                const struct tree_inode *i = t ? tree_get(t, TREE_ROOT) : NULL;
+                if (i) {
+                        n = node_get(v, VK_IMAGE, img, TREE_ROOT, NULL, NULL);
+                        image_stat(img, TREE_ROOT, i, &ret->st);
+                        ret->entry_timeout = VIRT_TIMEOUT;
+                        ret->attr_timeout = IMAGE_TIMEOUT;
+                }
+        }
+        if (!n) {
+                size_t dl = strlen(dirp);
+                for (size_t i = 0; i < v->n_refs && !n; i++)
+                        if (strncmp(v->refs[i].name, dirp, dl) == 0) {
+                                bool is_new;
+                                n = node_get(v, VK_IPREFIX, NULL, 0, full, &is_new);
+                                if (is_new)
+                                        n->ino = vname_ino(v, VK_IPREFIX, full);
+                                virt_dir_stat(v, n->ino, &ret->st);
+                                ret->entry_timeout = ret->attr_timeout = VIRT_TIMEOUT;
+                        }
+        }
+        pthread_mutex_unlock(&v->lock);
+        if (!n)
+                return -ENOENT;
+        ret->id = id_of(v, n);
+        return 0;
+}
+
+static struct vcont *cont_find(view *v, const char *name, bool *ret_by_name)
+{
+        for (struct vcont *c = v->conts; c; c = c->next)
+                if (!atomic_load(&c->gone) && strcmp(c->id, name) == 0) {
+                        *ret_by_name = false;
+                        return c;
+                }
+        for (struct vcont *c = v->conts; c; c = c->next)
+                if (!atomic_load(&c->gone) && c->name && strcmp(c->name, name) == 0) {
+                        *ret_by_name = true;
+                        return c;
+                }
+        return NULL;
+}
+
+static int lookup_containers(view *v, const char *name, struct view_entry *ret)
+{
+        pthread_mutex_lock(&v->lock);
+        conts_refresh(v, false);
+        bool by_name = false;
+        struct vcont *c = cont_find(v, name, &by_name);
+        if (!c) {
+                /* a container record may have been completed after the directory appeared */
+                conts_refresh(v, true);
+                c = cont_find(v, name, &by_name);
+        }
+        if (!c) {
+                pthread_mutex_unlock(&v->lock);
+                return -ENOENT;
+        }
+        vnode *n;
+        if (by_name) {
+                bool is_new;
+                n = node_get(v, VK_CLINK, NULL, 0, name, &is_new);
+                if (is_new)
+                        n->ino = vname_ino(v, VK_CLINK, name);
+                n->c = c;
+                pthread_mutex_unlock(&v->lock);
+                double t;
+                node_stat(v, n, &ret->st, &t);
+                ret->entry_timeout = ret->attr_timeout = VIRT_TIMEOUT;
+                ret->id = id_of(v, n);
+                return 0;
+        }
+        bool is_new;
+        n = node_get(v, VK_CNODE, c, 0, NULL, &is_new);
+        if (is_new) {
+                n->ino = ino_clower(c, TREE_ROOT);
+                n->dmerge = false;
+        }
+        pthread_mutex_unlock(&v->lock);
+        int r = cont_begin(v, c, false);
+        struct upper_ent e;
+        if (r == 0) {
+                r = upper_lookup(c->u, NULL, NULL, &e);
+                cont_end(c);
+        }
+        if (r < 0) {
+                view_forget(v, id_of(v, n), 1);
+                return r;
+        }
+        pthread_mutex_lock(&v->lock);
+        n->dmerge = e.merge;
+        n->dlower = e.lower;
+        pthread_mutex_unlock(&v->lock);
+        ret->id = id_of(v, n);
+        ret->st = e.st;
+        ret->st.st_ino = n->ino;
+        ret->st.st_dev = 0;
+        ret->entry_timeout = ret->attr_timeout = CONT_TIMEOUT;
+        return 0;
+}
+
+int view_lookup(view *v, uint64_t parent, const char *name, struct view_entry *ret)
+{
+        vnode *p = node_of(v, parent);
+        memset(ret, 0, sizeof(*ret));
+        if (!*name || strchr(name, '/') || strlen(name) > 255)
+                return -EINVAL;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return -ENOENT;
+        switch (p->kind) {
+        case VK_ROOT: {
+                vnode *n = strcmp(name, "images") == 0       ? &v->images
+                           : strcmp(name, "containers") == 0 ? &v->containers
+                                                             : NULL;
+                if (!n)
+                        return -ENOENT;
+                ret->id = id_of(v, n);
+                virt_dir_stat(v, n->ino, &ret->st);
+                ret->entry_timeout = ret->attr_timeout = VIRT_TIMEOUT;
+                return 0;
+        }
+        case VK_IMAGES:
+                return lookup_prefix(v, "", name, ret);
+        case VK_IPREFIX:
+                return lookup_prefix(v, p->name, name, ret);
+        case VK_CONTAINERS:
+                return lookup_containers(v, name, ret);
+        case VK_CLINK:
+                return -ENOTDIR;
+        case VK_IMAGE: {
+                pthread_mutex_lock(&v->lock);
+                tree *t = image_tree(v, p->img);
+                pthread_mutex_unlock(&v->lock);
+                if (!t)
+                        return -EIO;
+                tree_ino ino;
+                int r = tree_lookup(t, p->tino, name, strlen(name), &ino);
+                if (r == -ENOENT) {
+                        ret->entry_timeout = IMAGE_TIMEOUT; /* negative entries never change either */
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+                const struct tree_inode *i = tree_get(t, ino);
+                if (!i)
+                        return -EIO;
+                pthread_mutex_lock(&v->lock);
+                vnode *n = node_get(v, VK_IMAGE, p->img, ino, NULL, NULL);
+                pthread_mutex_unlock(&v->lock);
+                ret->id = id_of(v, n);
+                image_stat(p->img, ino, i, &ret->st);
+                ret->entry_timeout = ret->attr_timeout = IMAGE_TIMEOUT;
+                return 0;
+        }
+        case VK_CNODE: {
+                int r = cont_begin(v, p->c, false);
+                if (r < 0)
+                        return r;
+                struct cref cr;
+                struct upper_ent e;
+                r = cref_dir(p, &cr);
+                if (r == 0)
+                        r = upper_lookup(p->c->u, &cr.d, name, &e);
+                if (r == 0)
+                        cont_entry(v, p, name, &e, ret);
+                cref_done(&cr);
+                cont_end(p->c);
+                return r;
+        }
+        }
+        return -EIO;
+}
+
+void view_forget(view *v, uint64_t id, uint64_t nlookup)
+{
+        vnode *n = node_of(v, id);
+        pthread_mutex_lock(&v->lock);
+        if (!node_static(v, n)) {
+                n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
+                node_maybe_free(v, n);
+        }
+        pthread_mutex_unlock(&v->lock);
+}
+
+int view_getattr(view *v, uint64_t id, view_file *f, struct stat *ret, double *ret_timeout)
+{
+        vnode *n = node_of(v, id);
+        if (f && n->kind == VK_CNODE && !f->lower) {
+                /* also after unlink: the open file is what the kernel asks about */
+                pthread_mutex_lock(&f->lock);
+                int r = fstat(f->fd, ret);
+                pthread_mutex_unlock(&f->lock);
+                if (r < 0)
+                        return -errno;
+                ret->st_ino = n->ino;
+                ret->st_dev = 0;
+                *ret_timeout = CONT_TIMEOUT;
+                return 0;
+        }
+        return node_stat(v, n, ret, ret_timeout);
+}
+
+/* ---- changes to container trees ---- */
+
+static bool writable(vnode *n) { return n->kind == VK_CNODE; }
+
+int view_setattr(view *v, uint64_t id, view_file *f, const struct stat *attr, unsigned valid, struct stat *ret,
+                 double *ret_timeout)
+{
+        vnode *n = node_of(v, id);
+        if (!writable(n))
+                return -EROFS;
+        if ((valid & VIEW_SET_SIZE) && f && !f->lower && valid == VIEW_SET_SIZE) {
+                /* ftruncate on an open, writable file: no path needed (it may be unlinked) */
+                if (ftruncate(f->fd, attr->st_size) < 0)
+                        return -errno;
+                return view_getattr(v, id, f, ret, ret_timeout);
+        }
+        struct upper_attr a = { 0 };
+        if (valid & VIEW_SET_MODE)
+                a.valid |= UPPER_SET_MODE, a.mode = attr->st_mode;
+        if (valid & VIEW_SET_UID)
+                a.valid |= UPPER_SET_UID, a.uid = attr->st_uid;
+        if (valid & VIEW_SET_GID)
+                a.valid |= UPPER_SET_GID, a.gid = attr->st_gid;
+        if (valid & VIEW_SET_SIZE)
+                a.valid |= UPPER_SET_SIZE, a.size = attr->st_size;
+        if (valid & (VIEW_SET_ATIME | VIEW_SET_ATIME_NOW)) {
+                a.valid |= UPPER_SET_ATIME;
+                a.atime = valid & VIEW_SET_ATIME_NOW ? (struct timespec){ 0, UTIME_NOW } : attr->st_atim;
+        }
+        if (valid & (VIEW_SET_MTIME | VIEW_SET_MTIME_NOW)) {
+                a.valid |= UPPER_SET_MTIME;
+                a.mtime = valid & VIEW_SET_MTIME_NOW ? (struct timespec){ 0, UTIME_NOW } : attr->st_mtim;
+        }
+        int r = cont_begin(v, n->c, true);
+        if (r < 0)
+                return r;
+        struct cref cr;
+        struct upper_ent e;
+        r = cref_entry(n, &cr);
+        if (r == 0)
+                r = upper_setattr(n->c->u, cref_d(&cr), cr.name, &a, &e);
+        cref_done(&cr);
+        cont_end(n->c);
+        if (r < 0) {
+                /* an unlinked file that is still open: apply what we can to the open fd */
+                if (r == -ENOENT && f && !f->lower && n->detached) {
+                        if ((valid & VIEW_SET_SIZE) && ftruncate(f->fd, attr->st_size) < 0)
+                                return -errno;
+                        if ((valid & VIEW_SET_MODE) && fchmod(f->fd, attr->st_mode & 07777) < 0)
+                                return -errno;
+                        if ((valid & (VIEW_SET_UID | VIEW_SET_GID)) &&
+                            fchown(f->fd, valid & VIEW_SET_UID ? attr->st_uid : (uid_t)-1,
+                                   valid & VIEW_SET_GID ? attr->st_gid : (gid_t)-1) < 0)
+                                return -errno;
+                        if (a.valid & (UPPER_SET_ATIME | UPPER_SET_MTIME)) {
+                                struct timespec ts[2] = { a.valid & UPPER_SET_ATIME ? a.atime : (struct timespec){ 0, UTIME_OMIT },
+                                                          a.valid & UPPER_SET_MTIME ? a.mtime : (struct timespec){ 0, UTIME_OMIT } };
+                                if (futimens(f->fd, ts) < 0)
+                                        return -errno;
+                        }
+                        return view_getattr(v, id, f, ret, ret_timeout);
+                }
+                return r;
+        }
+        cont_note(v, n, &e);
+        *ret = e.st;
+        ret->st_ino = n->ino;
+        ret->st_dev = 0;
+        *ret_timeout = CONT_TIMEOUT;
+        return 0;
+}
+
+int view_readlink(view *v, uint64_t id, char **ret_target)
+{
+        vnode *n = node_of(v, id);
+        switch (n->kind) {
+        case VK_CLINK:
+                *ret_target = xstrdup(n->c->id);
+                return 0;
+        case VK_IMAGE: {
+                pthread_mutex_lock(&v->lock);
+                tree *t = image_tree(v, n->img);
+                pthread_mutex_unlock(&v->lock);
+                if (!t)
+                        return -EIO;
+                const char *target;
+                size_t len;
+                int r = tree_readlink(t, n->tino, &target, &len);
+                if (r < 0)
+                        return r;
+                *ret_target = xstrndup(target, len);
+                return 0;
+        }
+        case VK_CNODE: {
+                int r = cont_begin(v, n->c, false);
+                if (r < 0)
+                        return r;
+                struct cref cr;
+                r = cref_entry(n, &cr);
+                if (r == 0)
+                        r = cref_d(&cr) ? upper_readlink(n->c->u, cref_d(&cr), cr.name, ret_target) : -EINVAL;
+                cref_done(&cr);
+                cont_end(n->c);
+                return r;
+        }
+        default:
+                return -EINVAL;
+        }
+}
+
+/* Owner of a new entry: the caller, or the directory's group under a setgid directory. */
+static void new_owner(vnode *p, const struct upper_ent *pe, const struct view_ctx *c, mode_t *mode, uid_t *uid,
+                      gid_t *gid)
+{
+        (void)p;
+        *uid = c->uid;
+        *gid = c->gid;
+        if (pe->st.st_mode & S_ISGID) {
+                *gid = pe->st.st_gid;
+                if (S_ISDIR(*mode))
+                        *mode |= S_ISGID;
+        } else if (!S_ISDIR(*mode) && (*mode & S_ISGID) && c->uid != 0 && *gid != c->gid) {
+                *mode &= ~(mode_t)S_ISGID;
+        }
+}
+
+enum mk { MK_NOD, MK_DIR, MK_LNK, MK_REG };
+
+static int make_entry(view *v, const struct view_ctx *ctx, uint64_t parent, const char *name, enum mk what,
+                      mode_t mode, dev_t rdev, const char *target, int flags, struct view_entry *ret, int *ret_fd)
+{
+        vnode *p = node_of(v, parent);
+        if (!writable(p))
+                return -EROFS;
+        if (!*name || strchr(name, '/') || strlen(name) > 255)
+                return -EINVAL;
+        int r = cont_begin(v, p->c, true);
+        if (r < 0)
+                return r;
+        struct cref cr, pcr;
+        struct upper_ent e, pe;
+        r = cref_dir(p, &cr);
+        if (r == 0)
+                r = cref_entry(p, &pcr);
+        else
+                memset(&pcr, 0, sizeof(pcr));
+        if (r == 0)
+                r = upper_lookup(p->c->u, cref_d(&pcr), pcr.name, &pe);
+        if (r == 0) {
+                uid_t uid;
+                gid_t gid;
+                mode_t m = what == MK_DIR ? (S_IFDIR | (mode & 07777)) : mode;
+                new_owner(p, &pe, ctx, &m, &uid, &gid);
+                switch (what) {
+                case MK_NOD:
+                        r = upper_mknod(p->c->u, &cr.d, name, m, rdev, uid, gid, &e);
+                        break;
+                case MK_DIR:
+                        r = upper_mkdir(p->c->u, &cr.d, name, m, uid, gid, &e);
+                        break;
+                case MK_LNK:
+                        r = upper_symlink(p->c->u, &cr.d, name, target, uid, gid, &e);
+                        break;
+                case MK_REG:
+                        r = upper_create(p->c->u, &cr.d, name, m, uid, gid, flags, ret_fd, &e);
+                        break;
+                }
+        }
+        if (r == 0)
+                cont_entry(v, p, name, &e, ret);
+        cref_done(&cr);
+        cref_done(&pcr);
+        cont_end(p->c);
+        return r;
+}
+
+int view_mknod(view *v, const struct view_ctx *c, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+               struct view_entry *ret)
+{
+        return make_entry(v, c, parent, name, MK_NOD, mode, rdev, NULL, 0, ret, NULL);
+}
+
+int view_mkdir(view *v, const struct view_ctx *c, uint64_t parent, const char *name, mode_t mode,
+               struct view_entry *ret)
+{
+        return make_entry(v, c, parent, name, MK_DIR, mode, 0, NULL, 0, ret, NULL);
+}
+
+int view_symlink(view *v, const struct view_ctx *c, uint64_t parent, const char *name, const char *target,
+                 struct view_entry *ret)
+{
+        return make_entry(v, c, parent, name, MK_LNK, S_IFLNK | 0777, 0, target, 0, ret, NULL);
+}
+
+int view_link(view *v, uint64_t id, uint64_t newparent, const char *newname, struct view_entry *ret)
+{
+        vnode *n = node_of(v, id), *p = node_of(v, newparent);
+        if (!writable(p))
+                return -EROFS;
+        if (!writable(n))
+                return n->kind == VK_IMAGE ? -EXDEV : -EPERM;
+        if (n->c != p->c)
+                return -EXDEV;
+        int r = cont_begin(v, p->c, true);
+        if (r < 0)
+                return r;
+        struct cref sr, dr;
+        struct upper_ent e;
+        memset(&dr, 0, sizeof(dr));
+        r = cref_entry(n, &sr);
+        if (r == 0)
+                r = cref_dir(p, &dr);
+        if (r == 0)
+                r = sr.root ? -EPERM : upper_link(p->c->u, &sr.d, sr.name, &dr.d, newname, &e);
+        if (r == 0) {
+                cont_note(v, n, &e);
+                cont_entry(v, p, newname, &e, ret);
+        }
+        cref_done(&sr);
+        cref_done(&dr);
+        cont_end(p->c);
+        return r;
+}
+
+/* An entry is gone from its name: its node no longer answers lookups. v->lock held. */
+static void detach_name(view *v, vnode *parent, const char *name)
+{
+        vnode *n = table_find(v, VK_CNODE, parent, 0, name);
+        if (!n)
+                return;
+        table_remove(v, n);
+        n->detached = true;
+}
+
+static int remove_entry(view *v, uint64_t parent, const char *name, bool dir)
+{
+        vnode *p = node_of(v, parent);
+        if (!writable(p))
+                return -EROFS;
+        int r = cont_begin(v, p->c, true);
+        if (r < 0)
+                return r;
+        struct cref cr;
+        r = cref_dir(p, &cr);
+        if (r == 0)
+                r = dir ? upper_rmdir(p->c->u, &cr.d, name) : upper_unlink(p->c->u, &cr.d, name);
+        if (r == 0) {
+                pthread_mutex_lock(&v->lock);
+                detach_name(v, p, name);
+                pthread_mutex_unlock(&v->lock);
+        }
+        cref_done(&cr);
+        cont_end(p->c);
+        return r;
+}
+
+int view_unlink(view *v, uint64_t parent, const char *name) { return remove_entry(v, parent, name, false); }
+int view_rmdir(view *v, uint64_t parent, const char *name) { return remove_entry(v, parent, name, true); }
+
+static void node_move(view *v, vnode *n, vnode *np, const char *nname)
+{
+        table_remove(v, n);
+        if (n->parent != np) {
+                np->children++;
+                vnode *old = n->parent;
+                n->parent = np;
+                old->children--;
+                /* old stays alive: the kernel still holds it (it was the request's parent) */
+        }
+        free(n->name);
+        n->name = xstrdup(nname);
+        table_insert(v, n);
+}
+
+int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+                unsigned flags)
+{
+        vnode *p = node_of(v, parent), *np = node_of(v, newparent);
+        if (!writable(p) || !writable(np))
+                return -EROFS;
+        if (p->c != np->c)
+                return -EXDEV;
+        if (!*newname || strchr(newname, '/') || strlen(newname) > 255)
+                return -EINVAL;
+        int r = cont_begin(v, p->c, true);
+        if (r < 0)
+                return r;
+        struct cref sr, dr;
+        memset(&dr, 0, sizeof(dr));
+        r = cref_dir(p, &sr);
+        if (r == 0)
+                r = cref_dir(np, &dr);
+        if (r == 0)
+                r = upper_rename(p->c->u, &sr.d, name, &dr.d, newname, flags);
+        if (r == 0) {
+                pthread_mutex_lock(&v->lock);
+                vnode *s = table_find(v, VK_CNODE, p, 0, name);
+                vnode *t = table_find(v, VK_CNODE, np, 0, newname);
+                if (s != t) {
+                        if (flags & RENAME_EXCHANGE) {
+                                if (s)
+                                        table_remove(v, s);
+                                if (t) {
+                                        node_move(v, t, p, name);
+                                }
+                                if (s)
+                                        node_move(v, s, np, newname);
+                        } else {
+                                if (t) {
+                                        table_remove(v, t);
+                                        t->detached = true;
+                                }
+                                if (s)
+                                        node_move(v, s, np, newname);
+                        }
+                }
+                node_maybe_free(v, p);
+                pthread_mutex_unlock(&v->lock);
+        }
+        cref_done(&sr);
+        cref_done(&dr);
+        cont_end(p->c);
+        return r;
+}
+
+/* ---- files ---- */
+
+static view_file *file_new(view *v, vnode *n, int fd, bool lower, bool image)
+{
+        view_file *f = xcalloc(1, sizeof(*f));
+        f->v = v;
+        f->n = n;
+        f->fd = fd;
+        f->old_fd = -1;
+        f->lower = lower;
+        f->image = image;
+        pthread_mutex_init(&f->lock, NULL);
+        return f;
+}
+
+int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_cache)
+{
+        vnode *n = node_of(v, id);
+        int acc = flags & O_ACCMODE;
+        switch (n->kind) {
+        case VK_IMAGE: {
+                if (acc != O_RDONLY || (flags & O_TRUNC))
+                        return -EROFS;
+                pthread_mutex_lock(&v->lock);
+                tree *t = image_tree(v, n->img);
+                pthread_mutex_unlock(&v->lock);
+                const struct tree_inode *i = t ? tree_get(t, n->tino) : NULL;
+                if (!i)
+                        return -EIO;
+                if (S_ISDIR(i->mode))
+                        return -EISDIR;
+                if (!S_ISREG(i->mode))
+                        return -EINVAL;
+                int fd;
+                if (i->size == 0)
+                        fd = memfd_create("ctfs-empty", MFD_CLOEXEC);
+                else
+                        fd = store_object_open(v->s, i->digest);
+                if (fd < 0)
+                        return fd == -1 ? -errno : fd == -ENOENT ? -EIO : fd;
+                *ret = file_new(v, n, fd, true, true);
+                *ret_keep_cache = true;
+                return 0;
+        }
+        case VK_CNODE: {
+                bool w = acc != O_RDONLY || (flags & O_TRUNC);
+                int r = cont_begin(v, n->c, w);
+                if (r < 0)
+                        return r;
+                uint64_t gen = upper_copyup_gen(n->c->u);
+                struct cref cr;
+                int fd = -1;
+                bool lower = false;
+                r = cref_entry(n, &cr);
+                if (r == 0)
+                        r = upper_open_file(n->c->u, cref_d(&cr), cr.name, flags, &fd, &lower);
+                if (r == 0 && w) {
+                        struct upper_ent e;
+                        if (upper_lookup(n->c->u, cref_d(&cr), cr.name, &e) == 0)
+                                cont_note(v, n, &e);
+                }
+                cref_done(&cr);
+                cont_end(n->c);
+                if (r < 0)
+                        return r;
+                *ret = file_new(v, n, fd, lower, false);
+                (*ret)->gen = gen;
+                *ret_keep_cache = false;
+                return 0;
+        }
+        case VK_CLINK:
+                return -ELOOP;
+        default:
+                return acc == O_RDONLY ? -EISDIR : -EROFS;
+        }
+}
+
+int view_create(view *v, const struct view_ctx *c, uint64_t parent, const char *name, mode_t mode, int flags,
+                struct view_entry *ret, view_file **ret_file)
+{
+        int fd = -1;
+        int r = make_entry(v, c, parent, name, MK_REG, S_IFREG | (mode & 07777), 0, NULL, flags, ret, &fd);
+        if (r == -EEXIST && !(flags & O_EXCL)) {
+                /* the name appeared since the kernel looked: open it, as open(2) would */
+                r = view_lookup(v, parent, name, ret);
+                if (r < 0)
+                        return r;
+                bool keep;
+                r = view_open(v, ret->id, flags & ~(O_CREAT | O_EXCL), ret_file, &keep);
+                if (r < 0)
+                        view_forget(v, ret->id, 1);
+                return r;
+        }
+        if (r < 0)
+                return r;
+        *ret_file = file_new(v, node_of(v, ret->id), fd, false, false);
+        return 0;
+}
+
+/* A reader that opened a lower file before a copy-up must see the copy's data from then on. */
+static void file_refresh(view *v, view_file *f)
+{
+        vnode *n = f->n;
+        struct vcont *c = n->c;
+        if (cont_begin(v, c, false) < 0)
+                return;
+        uint64_t gen = upper_copyup_gen(c->u);
+        if (gen != f->gen) {
+                struct cref cr;
+                int fd = -1;
+                bool lower = true;
+                if (cref_entry(n, &cr) == 0 &&
+                    upper_open_file(c->u, cref_d(&cr), cr.name, O_RDONLY, &fd, &lower) == 0) {
+                        if (lower)
+                                close(fd);
+                        else {
+                                if (f->old_fd >= 0)
+                                        close(f->old_fd);
+                                f->old_fd = f->fd;
+                                f->fd = fd;
+                                f->lower = false;
+                        }
+                }
+                cref_done(&cr);
+                f->gen = gen;
+        }
+        cont_end(c);
+}
+
+int view_read_fd(view *v, view_file *f, int *ret_fd)
+{
+        pthread_mutex_lock(&f->lock);
+        if (f->lower && !f->image)
+                file_refresh(v, f);
+        *ret_fd = f->fd;
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+}
+
+ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off)
+{
+        int fd;
+        view_read_fd(v, f, &fd);
+        ssize_t n = pread(fd, buf, size, off);
+        return n < 0 ? -errno : n;
+}
+
+ssize_t view_write(view *v, view_file *f, const void *buf, size_t size, off_t off)
+{
+        (void)v;
+        if (f->lower)
+                return -EBADF;
+        ssize_t n = pwrite(f->fd, buf, size, off);
+        return n < 0 ? -errno : n;
+}
+
+int view_write_fd(view_file *f) { return f->lower ? -EBADF : f->fd; }
+
+int view_fsync(view_file *f, bool datasync)
+{
+        if (f->lower)
+                return 0;
+        int r = datasync ? fdatasync(f->fd) : fsync(f->fd);
+        return r < 0 ? -errno : 0;
+}
+
+int view_fallocate(view_file *f, int mode, off_t off, off_t len)
+{
+        if (f->lower)
+                return f->image ? -EROFS : -EBADF;
+        return fallocate(f->fd, mode, off, len) < 0 ? -errno : 0;
+}
+
+off_t view_lseek(view_file *f, off_t off, int whence)
+{
+        off_t r = lseek(f->fd, off, whence);
+        return r < 0 ? -errno : r;
+}
+
+void view_release(view_file *f)
+{
+        if (!f)
+                return;
+        close(f->fd);
+        if (f->old_fd >= 0)
+                close(f->old_fd);
+        pthread_mutex_destroy(&f->lock);
+        free(f);
+}
+
+/* ---- directories ---- */
+
+int view_opendir(view *v, uint64_t id, view_dir **ret)
+{
+        vnode *n = node_of(v, id);
+        if (n->kind == VK_CLINK)
+                return -ENOTDIR;
+        if (n->kind == VK_IMAGE) {
+                struct stat st;
+                int r = image_node_stat(v, n, &st);
+                if (r < 0)
+                        return r;
+                if (!S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+        }
+        view_dir *d = xcalloc(1, sizeof(*d));
+        d->v = v;
+        d->n = n;
+        *ret = d;
+        return 0;
+}
+
+uint64_t view_dir_id(view_dir *d) { return id_of(d->v, d->n); }
+
+static void dir_clear(view_dir *d)
+{
+        for (size_t i = 0; i < d->n_e; i++)
+                free(d->e[i].name);
+        free(d->e);
+        d->e = NULL;
+        d->n_e = 0;
+}
+
+static void dir_add(view_dir *d, const char *name, size_t len, uint64_t ino, mode_t type)
+{
+        d->e = xrealloc(d->e, (d->n_e + 1) * sizeof(*d->e));
+        d->e[d->n_e++] = (struct dent){ xstrndup(name, len), ino, type };
+}
+
+/* Snapshot a directory's entries (all kinds but image dirs, which are read in place). */
+static int dir_build(view_dir *d)
+{
+        view *v = d->v;
+        vnode *n = d->n;
+        dir_clear(d);
+        switch (n->kind) {
+        case VK_ROOT:
+                dir_add(d, "images", 6, v->images.ino, S_IFDIR);
+                dir_add(d, "containers", 10, v->containers.ino, S_IFDIR);
+                return 0;
+        case VK_IMAGES:
+        case VK_IPREFIX: {
+                const char *prefix = n->kind == VK_IMAGES ? "" : n->name;
+                _cleanup_free_ char *dirp = *prefix ? xasprintf("%s/", prefix) : xstrdup("");
+                size_t dl = strlen(dirp);
+                pthread_mutex_lock(&v->lock);
+                refs_refresh(v);
+                const char *last = NULL;
+                size_t last_len = 0;
+                for (size_t i = 0; i < v->n_refs; i++) {
+                        const char *nm = v->refs[i].name;
+                        if (strncmp(nm, dirp, dl) != 0)
+                                continue;
+                        const char *rest = nm + dl;
+                        const char *slash = strchr(rest, '/');
+                        size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+                        if (last && last_len == len && memcmp(last, rest, len) == 0)
+                                continue;
+                        last = rest;
+                        last_len = len;
+                        if (slash) {
+                                _cleanup_free_ char *full = xstrndup(nm, dl + len);
+                                dir_add(d, rest, len, vname_ino(v, VK_IPREFIX, full), S_IFDIR);
+                        } else {
+                                dir_add(d, rest, len, INO_IMAGE | ((uint64_t)v->refs[i].img->slot << 32) | 1ULL,
+                                        S_IFDIR);
+                        }
+                }
+                pthread_mutex_unlock(&v->lock);
+                return 0;
+        }
+        case VK_CONTAINERS:
+                pthread_mutex_lock(&v->lock);
+                conts_refresh(v, true);
+                for (struct vcont *c = v->conts; c; c = c->next) {
+                        if (atomic_load(&c->gone))
+                                continue;
+                        dir_add(d, c->id, strlen(c->id), ino_clower(c, TREE_ROOT), S_IFDIR);
+                        if (c->name)
+                                dir_add(d, c->name, strlen(c->name), vname_ino(v, VK_CLINK, c->name), S_IFLNK);
+                }
+                pthread_mutex_unlock(&v->lock);
+                return 0;
+        case VK_CNODE: {
+                int r = cont_begin(v, n->c, false);
+                if (r < 0)
+                        return r;
+                struct cref cr;
+                struct upper_dirent *ents = NULL;
+                size_t cnt = 0;
+                r = cref_dir(n, &cr);
+                if (r == 0)
+                        r = upper_readdir(n->c->u, &cr.d, &ents, &cnt);
+                for (size_t i = 0; r == 0 && i < cnt; i++) {
+                        struct upper_ent e;
+                        uint64_t ino = 0;
+                        mode_t type = (mode_t)DTTOIF(ents[i].type);
+                        if (upper_lookup(n->c->u, &cr.d, ents[i].name, &e) == 0) {
+                                pthread_mutex_lock(&v->lock);
+                                vnode *x = table_find(v, VK_CNODE, n, 0, ents[i].name);
+                                ino = x ? x->ino : cont_ino(v, n->c, &e);
+                                pthread_mutex_unlock(&v->lock);
+                                type = e.st.st_mode & S_IFMT;
+                        } else {
+                                continue;
+                        }
+                        dir_add(d, ents[i].name, strlen(ents[i].name), ino, type);
+                }
+                upper_dirents_free(ents, cnt);
+                cref_done(&cr);
+                cont_end(n->c);
+                return r;
+        }
+        default:
+                return -ENOTDIR;
+        }
+}
+
+int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct stat *ret_st, off_t *ret_next)
+{
+        vnode *n = d->n;
+        memset(ret_st, 0, sizeof(*ret_st));
+        if (off < 0)
+                return -EINVAL;
+        if (off == 0 || off == 1) {
+                *ret_name = off == 0 ? "." : "..";
+                ret_st->st_mode = S_IFDIR;
+                ret_st->st_ino = off == 0 ? (n == &v->root ? 1 : n->ino) : 1;
+                *ret_next = off + 1;
+                return 0;
+        }
+        size_t idx = (size_t)off - 2;
+        if (n->kind == VK_IMAGE) {
+                pthread_mutex_lock(&v->lock);
+                tree *t = image_tree(v, n->img);
+                pthread_mutex_unlock(&v->lock);
+                if (!t)
+                        return -EIO;
+                const char *nm;
+                size_t len;
+                tree_ino ino;
+                int r = tree_dir_entry(t, n->tino, (uint32_t)idx, &nm, &len, &ino);
+                if (r < 0 || idx > UINT32_MAX)
+                        return -ENOENT;
+                const struct tree_inode *i = tree_get(t, ino);
+                if (!i)
+                        return -EIO;
+                /* names in the tree are not NUL-terminated: keep a copy in the dir handle */
+                dir_clear(d);
+                dir_add(d, nm, len, 0, 0);
+                *ret_name = d->e[0].name;
+                ret_st->st_ino = INO_IMAGE | ((uint64_t)n->img->slot << 32) | (ino + 1ULL);
+                ret_st->st_mode = i->mode & S_IFMT;
+                *ret_next = off + 1;
+                return 0;
+        }
+        if (!d->built || off == 2) {
+                if (off == 2 || !d->built) {
+                        int r = dir_build(d);
+                        if (r < 0)
+                                return r;
+                        d->built = true;
+                }
+        }
+        if (idx >= d->n_e)
+                return -ENOENT;
+        *ret_name = d->e[idx].name;
+        ret_st->st_ino = d->e[idx].ino;
+        ret_st->st_mode = d->e[idx].type;
+        *ret_next = off + 1;
+        return 0;
+}
+
+void view_releasedir(view_dir *d)
+{
+        if (!d)
+                return;
+        dir_clear(d);
+        free(d);
+}
+
+/* ---- xattrs, statfs ---- */
+
+ssize_t view_getxattr(view *v, uint64_t id, const char *name, void *buf, size_t size)
+{
+        vnode *n = node_of(v, id);
+        if (n->kind == VK_IMAGE) {
+                pthread_mutex_lock(&v->lock);
+                tree *t = image_tree(v, n->img);
+                pthread_mutex_unlock(&v->lock);
+                if (!t)
+                        return -EIO;
+                const void *val;
+                size_t len;
+                int r = tree_getxattr(t, n->tino, name, &val, &len);
+                if (r < 0)
+                        return r;
+                if (size == 0)
+                        return (ssize_t)len;
+                if (len > size)
+                        return -ERANGE;
+                memcpy(buf, val, len);
+                return (ssize_t)len;
+        }
+        if (n->kind != VK_CNODE)
+                return -ENODATA;
+        int r = cont_begin(v, n->c, false);
+        if (r < 0)
+                return r;
+        struct cref cr;
+        ssize_t res = cref_entry(n, &cr);
+        if (res == 0)
+                res = upper_getxattr(n->c->u, cref_d(&cr), cr.name, name, buf, size);
+        cref_done(&cr);
+        cont_end(n->c);
+        return res;
+}
+
+ssize_t view_listxattr(view *v, uint64_t id, char *buf, size_t size)
+{
+        vnode *n = node_of(v, id);
+        if (n->kind == VK_IMAGE) {
+                pthread_mutex_lock(&v->lock);
+                tree *t = image_tree(v, n->img);
+                pthread_mutex_unlock(&v->lock);
+                if (!t)
+                        return -EIO;
+                const struct tree_inode *i = tree_get(t, n->tino);
+                size_t out = 0;
+                for (uint32_t k = 0; i && k < i->xattr_count; k++) {
+                        const char *xn;
+                        size_t xl, vl;
+                        const void *val;
+                        if (tree_xattr_at(t, n->tino, k, &xn, &xl, &val, &vl) < 0)
+                                return -EIO;
+                        if (size) {
+                                if (out + xl + 1 > size)
+                                        return -ERANGE;
+                                memcpy(buf + out, xn, xl);
+                                buf[out + xl] = '\0';
+                        }
+                        out += xl + 1;
+                }
+                return (ssize_t)out;
+        }
+        if (n->kind != VK_CNODE)
+                return 0;
+        int r = cont_begin(v, n->c, false);
+        if (r < 0)
+                return r;
+        struct cref cr;
+        ssize_t res = cref_entry(n, &cr);
+        if (res == 0)
+                res = upper_listxattr(n->c->u, cref_d(&cr), cr.name, buf, size);
+        cref_done(&cr);
+        cont_end(n->c);
+        return res;
+}
+
+static int xattr_change(view *v, uint64_t id, const char *name, const void *value, size_t size, int flags,
+                        bool remove)
+{
+        vnode *n = node_of(v, id);
+        if (n->kind != VK_CNODE)
+                return -EROFS;
+        int r = cont_begin(v, n->c, true);
+        if (r < 0)
+                return r;
+        struct cref cr;
+        r = cref_entry(n, &cr);
+        if (r == 0)
+                r = remove ? upper_removexattr(n->c->u, cref_d(&cr), cr.name, name)
+                           : upper_setxattr(n->c->u, cref_d(&cr), cr.name, name, value, size, flags);
+        if (r == 0) {
+                struct upper_ent e;
+                if (upper_lookup(n->c->u, cref_d(&cr), cr.name, &e) == 0)
+                        cont_note(v, n, &e);
+        }
+        cref_done(&cr);
+        cont_end(n->c);
+        return r;
+}
+
+int view_setxattr(view *v, uint64_t id, const char *name, const void *value, size_t size, int flags)
+{
+        return xattr_change(v, id, name, value, size, flags, false);
+}
+
+int view_removexattr(view *v, uint64_t id, const char *name)
+{
+        return xattr_change(v, id, name, NULL, 0, 0, true);
+}
+
+int view_statfs(view *v, uint64_t id, struct statvfs *ret)
+{
+        vnode *n = node_of(v, id);
+        if (n->kind == VK_CNODE) {
+                int r = cont_begin(v, n->c, false);
+                if (r < 0)
+                        return r;
+                r = upper_statfs(n->c->u, ret);
+                cont_end(n->c);
+                return r;
+        }
+        return fstatvfs(store_dirfd(v->s), ret) < 0 ? -errno : 0;
+}
+
+/* ---- setup ---- */
+
+int view_new(store *s, view **ret)
+{
+        view *v = xcalloc(1, sizeof(*v));
+        v->s = s;
+        pthread_mutex_init(&v->lock, NULL);
+        clock_gettime(CLOCK_REALTIME, &v->started);
+        v->root.kind = VK_ROOT;
+        v->root.ino = 1;
+        v->images.kind = VK_IMAGES;
+        v->images.ino = 2;
+        v->containers.kind = VK_CONTAINERS;
+        v->containers.ino = 3;
+        v->vino_next = 16;
+        v->upper_ino_next = 1;
+        *ret = v;
+        return 0;
+}
+
+void view_free(view *v)
+{
+        if (!v)
+                return;
+        for (size_t i = 0; i < v->n_buckets; i++)
+                for (vnode *n = v->buckets[i], *next; n; n = next) {
+                        next = n->hnext;
+                        free(n->name);
+                        free(n);
+                }
+        free(v->buckets);
+        for (size_t i = 0; i < v->n_refs; i++)
+                free(v->refs[i].name);
+        free(v->refs);
+        for (struct vimage *x = v->imgs, *next; x; x = next) {
+                next = x->next;
+                tree_close(x->t);
+                free(x->name);
+                free(x);
+        }
+        for (struct vcont *c = v->conts, *next; c; c = next) {
+                next = c->next;
+                upper_close(c->u);
+                tree_close(c->t);
+                free(c->name);
+                free(c->upper_path);
+                pthread_rwlock_destroy(&c->rw);
+                pthread_mutex_destroy(&c->open_lock);
+                free(c);
+        }
+        for (size_t i = 0; i < v->n_imap_buckets; i++)
+                for (struct imap *m = v->imap[i], *next; m; m = next) {
+                        next = m->next;
+                        free(m);
+                }
+        free(v->imap);
+        for (struct vname *x = v->vnames, *next; x; x = next) {
+                next = x->next;
+                free(x->name);
+                free(x);
+        }
+        pthread_mutex_destroy(&v->lock);
+        free(v);
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The namespace the daemon serves, without FUSE: node ids, lookups, attributes, directory
+ * listings and the operations, so that unit tests drive it exactly as the FUSE adapter does.
+ *
+ *   /                               read-only
+ *   /images/<registry>/<repo...>/<name>:<tag>/   an image's merged tree, read-only (EROFS)
+ *   /containers/<id>/               a container: image tree + upper dir, writable
+ *   /containers/<name> -> <id>      for named containers
+ *
+ * Node ids follow the FUSE rules: every successful lookup-like reply (lookup, create, mkdir,
+ * mknod, symlink, link) counts one reference that view_forget() gives back; VIEW_ROOT_ID is
+ * never forgotten. Inode numbers (st_ino) are stable for the life of the view: image entries
+ * take theirs from the tree (hardlinks share one), container entries from their lower origin or
+ * from a map of upper inodes. The list of images and containers is re-read when the store
+ * changes (refs.json, containers/), so no remount is needed.
+ *
+ * Thread safety: every function may be called from several threads at once.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include "store.h"
+
+#define VIEW_ROOT_ID 1
+
+typedef struct view view;
+typedef struct view_file view_file;
+typedef struct view_dir view_dir;
+
+struct view_entry {
+        uint64_t id; /* 0 with a negative entry (only from view_lookup with -ENOENT) */
+        struct stat st;
+        double entry_timeout;
+        double attr_timeout;
+};
+
+/* Who asks: owner of new files, and the group rule for setgid directories. */
+struct view_ctx {
+        uid_t uid;
+        gid_t gid;
+};
+
+int view_new(store *s, view **ret);
+void view_free(view *v);
+
+/* -ENOENT fills ret as a negative entry (id 0) with the timeout to cache it for. */
+int view_lookup(view *v, uint64_t parent, const char *name, struct view_entry *ret);
+void view_forget(view *v, uint64_t id, uint64_t nlookup);
+/* f may be NULL; with a file, the attributes come from it (also after unlink). */
+int view_getattr(view *v, uint64_t id, view_file *f, struct stat *ret, double *ret_timeout);
+
+enum {
+        VIEW_SET_MODE = 1 << 0,
+        VIEW_SET_UID = 1 << 1,
+        VIEW_SET_GID = 1 << 2,
+        VIEW_SET_SIZE = 1 << 3,
+        VIEW_SET_ATIME = 1 << 4,
+        VIEW_SET_MTIME = 1 << 5,
+        VIEW_SET_ATIME_NOW = 1 << 6,
+        VIEW_SET_MTIME_NOW = 1 << 7,
+};
+int view_setattr(view *v, uint64_t id, view_file *f, const struct stat *attr, unsigned valid, struct stat *ret,
+                 double *ret_timeout);
+int view_readlink(view *v, uint64_t id, char **ret_target);
+
+int view_mknod(view *v, const struct view_ctx *c, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+               struct view_entry *ret);
+int view_mkdir(view *v, const struct view_ctx *c, uint64_t parent, const char *name, mode_t mode,
+               struct view_entry *ret);
+int view_symlink(view *v, const struct view_ctx *c, uint64_t parent, const char *name, const char *target,
+                 struct view_entry *ret);
+int view_link(view *v, uint64_t id, uint64_t newparent, const char *newname, struct view_entry *ret);
+int view_unlink(view *v, uint64_t parent, const char *name);
+int view_rmdir(view *v, uint64_t parent, const char *name);
+int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+                unsigned flags);
+
+/* Files. keep_cache: the data never changes (image files). */
+int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_cache);
+int view_create(view *v, const struct view_ctx *c, uint64_t parent, const char *name, mode_t mode, int flags,
+                struct view_entry *ret, view_file **ret_file);
+/* The fd to read from at an offset (splice); valid until view_release. */
+int view_read_fd(view *v, view_file *f, int *ret_fd);
+ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off);
+ssize_t view_write(view *v, view_file *f, const void *buf, size_t size, off_t off);
+/* The fd to write to (for the FUSE adapter's buffer copies). */
+int view_write_fd(view_file *f);
+int view_fsync(view_file *f, bool datasync);
+int view_fallocate(view_file *f, int mode, off_t off, off_t len);
+off_t view_lseek(view_file *f, off_t off, int whence);
+void view_release(view_file *f);
+
+/* Directories: positions are opaque cookies > 0; 0 starts. */
+int view_opendir(view *v, uint64_t id, view_dir **ret);
+/* Entry at position off (0 = first): name, st (st_ino and the type bits of st_mode) and the
+ * next position. -ENOENT at the end. */
+int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct stat *ret_st, off_t *ret_next);
+/* The directory a view_dir lists (for readdirplus lookups). */
+uint64_t view_dir_id(view_dir *d);
+void view_releasedir(view_dir *d);
+
+ssize_t view_getxattr(view *v, uint64_t id, const char *name, void *buf, size_t size);
+ssize_t view_listxattr(view *v, uint64_t id, char *buf, size_t size);
+int view_setxattr(view *v, uint64_t id, const char *name, const void *value, size_t size, int flags);
+int view_removexattr(view *v, uint64_t id, const char *name);
+int view_statfs(view *v, uint64_t id, struct statvfs *ret);
