@@ -41,3 +41,4 @@ int cmd_inspect(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_prune(struct cli *c, int argc, char **argv);
 int cmd_system(struct cli *c, int argc, char **argv);
+int cmd_check(struct cli *c, int argc, char **argv);

@@ -23,6 +23,8 @@ static const struct command commands[] = {
         { "inspect", cmd_inspect, "inspect IMAGE...", "show an image's details as JSON" },
         { "export", cmd_export, "export [-o FILE] IMAGE", "write an image's merged tree as a tar stream" },
         { "prune", cmd_prune, "prune", "remove unnamed images, and layers and objects no image uses" },
+        { "check", cmd_check, "check [--repair]",
+          "verify every object, layer, image, name and container record; --repair removes what is broken" },
         { "system", cmd_system, "system df", "show store usage: shared and unique bytes" },
         { "version", cmd_version, "version", "show the version" },
         { "help", cmd_help, "help [COMMAND]", "show help" },

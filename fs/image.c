@@ -457,6 +457,7 @@ struct prune_ctx {
 static int prune_image(store *s, const char *id, void *u)
 {
         struct prune_ctx *c = u;
+        _cleanup_(tree_closep) tree *t = NULL;
         bool named = false;
         for (size_t i = 0; i < c->n_refs; i++)
                 named |= strcmp(c->refs[i].id, id) == 0;
@@ -479,6 +480,9 @@ static int prune_image(store *s, const char *id, void *u)
         for (size_t i = 0; i < n; i++)
                 dset_add(&c->layers, diffids[i]);
         free(diffids);
+        /* An image's own tree keeps its objects, also while one of its layers is missing. */
+        if (store_image_open_tree(s, id, &t) >= 0)
+                tree_mark_objects(t, &c->objects);
         return 0;
 }
 

@@ -101,7 +101,9 @@ int import_image(store *s, const char *manifest, size_t manifest_len, const char
                 r = -EINVAL;
                 goto out;
         }
-        if (!store_image_exists(s, im.id)) {
+        /* Only layers the store lacks are fetched; for an image already in the store that is
+         * none, unless `check --repair` removed a damaged one: then a pull restores it. */
+        {
                 size_t n_which = 0;
                 which = xcalloc(cfg.n_diff_ids + 1, sizeof(size_t));
                 for (size_t i = 0; i < cfg.n_diff_ids; i++) {
