@@ -30,6 +30,7 @@ int cli_usage_error(const char *cmd);
 /* Output helpers */
 void fmt_size(uint64_t bytes, char *out, size_t len);  /* docker style: 4.26MB */
 void fmt_ago(int64_t when, char *out, size_t len);     /* "3 days ago" */
+void fmt_duration(int64_t seconds, char *out, size_t len); /* "About a minute", "3 days" */
 
 int cmd_pull(struct cli *c, int argc, char **argv);
 int cmd_load(struct cli *c, int argc, char **argv);
@@ -41,4 +42,13 @@ int cmd_inspect(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_prune(struct cli *c, int argc, char **argv);
 int cmd_system(struct cli *c, int argc, char **argv);
+int cmd_login(struct cli *c, int argc, char **argv);
+int cmd_logout(struct cli *c, int argc, char **argv);
+
+struct reference;
+struct registry_options;
+struct import_result;
+/* A pull from a registry with progress on a terminal (cmd-registry.c). */
+int cli_registry_pull(struct cli *c, const struct reference *ref, struct registry_options *o,
+                      struct import_result *ret, char **ret_error);
 int cmd_check(struct cli *c, int argc, char **argv);

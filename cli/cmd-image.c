@@ -15,7 +15,33 @@
 #include "import.h"
 #include "manifest.h"
 #include "reference.h"
+#include "table.h"
+#include "registry.h"
 #include "util.h"
+
+/* Error messages name entries of untrusted archives: escape control characters, so that a
+ * name with a newline cannot make the one-line error two lines (or forge a second message). */
+static char *one_line(char *msg)
+{
+        if (!msg)
+                return NULL;
+        size_t n = 0;
+        for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+                n += *p < 0x20 || *p == 0x7f ? 4 : 1;
+        char *out = xmalloc(n + 1), *o = out;
+        for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+                if (*p == '\n' || *p == '\t' || *p == '\r') {
+                        *o++ = '\\';
+                        *o++ = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+                } else if (*p < 0x20 || *p == 0x7f)
+                        o += sprintf(o, "\\x%02x", *p);
+                else
+                        *o++ = (char)*p;
+        }
+        *o = '\0';
+        free(msg);
+        return out;
+}
 
 static void report_import(struct cli *c, const struct import_result *res, const char *verb)
 {
@@ -40,23 +66,63 @@ static void report_import(struct cli *c, const struct import_result *res, const 
 
 int cmd_pull(struct cli *c, int argc, char **argv)
 {
-        static const struct option opts[] = { { "quiet", no_argument, NULL, 'q' }, {} };
+        static const struct option opts[] = {
+                { "quiet", no_argument, NULL, 'q' },
+                { "platform", required_argument, NULL, 'P' },
+                { "tls-verify", optional_argument, NULL, 'T' },
+                { "cert-dir", required_argument, NULL, 'C' },
+                { "creds", required_argument, NULL, 'c' },
+                { "authfile", required_argument, NULL, 'A' },
+                {},
+        };
+        struct registry_options ro = { 0 };
+        _cleanup_free_ char *os = NULL, *arch = NULL, *variant = NULL, *user = NULL;
+        const char *creds = NULL;
         int o;
         while ((o = getopt_long(argc, argv, "q", opts, NULL)) >= 0)
-                if (o == 'q')
+                switch (o) {
+                case 'q':
                         c->quiet = true;
-                else
+                        break;
+                case 'P':
+                        free(os), free(arch), free(variant);
+                        os = arch = variant = NULL;
+                        if (platform_parse(optarg, &os, &arch, &variant) < 0)
+                                return cli_error("pull: invalid --platform %s (want os/arch[/variant])", optarg);
+                        break;
+                case 'T':
+                        if (optarg && strcmp(optarg, "true") && strcmp(optarg, "false"))
+                                return cli_error("pull: --tls-verify takes true or false");
+                        ro.insecure = optarg && !strcmp(optarg, "false");
+                        break;
+                case 'C':
+                        ro.cert_dir = optarg;
+                        break;
+                case 'c':
+                        creds = optarg;
+                        break;
+                case 'A':
+                        ro.auth_file = optarg;
+                        break;
+                default:
                         return cli_usage_error("pull");
+                }
         if (optind + 1 != argc)
                 return cli_usage_error("pull");
+        if (creds) {
+                const char *colon = strchr(creds, ':');
+                if (!colon || colon == creds)
+                        return cli_error("pull: --creds takes USER:PASSWORD");
+                user = xstrndup(creds, (size_t)(colon - creds));
+                ro.username = user;
+                ro.password = colon + 1;
+        }
+        ro.os = os;
+        ro.arch = arch;
+        ro.variant = variant;
         struct reference ref;
         if (reference_parse(argv[optind], &ref) < 0)
                 return cli_error("pull: invalid reference format: %s", argv[optind]);
-        if (ref.transport == REF_DOCKER) {
-                _cleanup_free_ char *s = reference_to_string(&ref);
-                reference_free(&ref);
-                return cli_error("pull %s: pulling from registries is not implemented yet", s);
-        }
         store *s = cli_store(c);
         if (!s) {
                 reference_free(&ref);
@@ -64,11 +130,23 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         }
         struct import_result res;
         char *err = NULL;
-        int r = import_pull(s, &ref, &res, &err);
-        if (r < 0) {
-                int rc = cli_fail(err, "%s", strerror(-r));
-                reference_free(&ref);
-                return rc;
+        int r;
+        if (ref.transport == REF_DOCKER) {
+                r = cli_registry_pull(c, &ref, &ro, &res, &err);
+                if (r < 0) {
+                        _cleanup_free_ char *name = reference_to_string(&ref);
+                        int rc = cli_error("pull %s: %s", name, err ? err : strerror(-r));
+                        free(err);
+                        reference_free(&ref);
+                        return rc;
+                }
+        } else {
+                r = import_pull(s, &ref, &res, &err);
+                if (r < 0) {
+                        int rc = cli_fail(err, "%s", strerror(-r));
+                        reference_free(&ref);
+                        return rc;
+                }
         }
         report_import(c, &res, "pull");
         if (c->quiet)
@@ -111,7 +189,7 @@ int cmd_load(struct cli *c, int argc, char **argv)
         char *err = NULL;
         int r = import_load(s, fd, &res, &err);
         if (r < 0)
-                return cli_fail(err, "load: %s", strerror(-r));
+                return cli_fail(one_line(err), "load: %s", strerror(-r));
         report_import(c, &res, "load");
         import_result_free(&res);
         return 0;
@@ -203,21 +281,18 @@ int cmd_images(struct cli *c, int argc, char **argv)
                 store_images_free(imgs, n);
                 return 0;
         }
-        if (!quiet) {
-                if (digests)
-                        printf("%-40s %-16s %-71s %-13s %-16s %s\n", "REPOSITORY", "TAG", "DIGEST", "IMAGE ID",
-                               "CREATED", "SIZE");
-                else
-                        printf("%-40s %-16s %-13s %-16s %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
-        }
+        static const char *const cols[] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", NULL };
+        static const char *const cols_d[] = { "REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE", NULL };
+        struct table *t = table_new(digests ? cols_d : cols);
         for (size_t i = 0; i < n; i++) {
                 if (quiet) {
                         printf("%.*s\n", notrunc ? 64 : 12, imgs[i].id);
                         continue;
                 }
-                char size[32], ago[48];
+                char size[32], ago[48], id[80];
                 fmt_size(imgs[i].size, size, sizeof(size));
                 fmt_ago(imgs[i].created, ago, sizeof(ago));
+                snprintf(id, sizeof(id), "%.*s", notrunc ? 64 : 12, imgs[i].id);
                 char *none[] = { NULL, NULL };
                 char **names = imgs[i].names[0] ? imgs[i].names : none;
                 for (char **p = names; p == names || *p; p++) {
@@ -228,14 +303,15 @@ int cmd_images(struct cli *c, int argc, char **argv)
                                 repo = xstrdup("<none>");
                                 tag = xstrdup("<none>");
                         }
-                        char id[80];
-                        snprintf(id, sizeof(id), "%.*s", notrunc ? 64 : 12, imgs[i].id);
                         if (digests)
-                                printf("%-40s %-16s %-71s %-13s %-16s %s\n", repo, tag, imgs[i].digest, id, ago, size);
+                                table_addf(t, repo, tag, imgs[i].digest, id, ago, size);
                         else
-                                printf("%-40s %-16s %-13s %-16s %s\n", repo, tag, id, ago, size);
+                                table_addf(t, repo, tag, id, ago, size);
                 }
         }
+        if (!quiet)
+                table_print(t, stdout, 1);
+        table_free(t);
         store_images_free(imgs, n);
         return 0;
 }
@@ -257,7 +333,7 @@ int cmd_tag(struct cli *c, int argc, char **argv)
                 return 1;
         char *err = NULL;
         int r = image_tag(s, argv[1], argv[2], &err);
-        return r < 0 ? cli_fail(err, "tag: %s", strerror(-r)) : 0;
+        return r < 0 ? cli_fail(one_line(err), "tag: %s", strerror(-r)) : 0;
 }
 
 int cmd_rmi(struct cli *c, int argc, char **argv)
@@ -280,7 +356,7 @@ int cmd_rmi(struct cli *c, int argc, char **argv)
                 char **untagged = NULL, *deleted = NULL, *err = NULL;
                 int r = image_remove(s, argv[i], force, &untagged, &deleted, &err);
                 if (r < 0) {
-                        rc = cli_fail(err, "rmi %s: %s", argv[i], strerror(-r));
+                        rc = cli_fail(one_line(err), "rmi %s: %s", argv[i], strerror(-r));
                         continue;
                 }
                 for (char **p = untagged; p && *p; p++) {
@@ -466,7 +542,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
         if (r < 0) {
                 if (tmp)
                         unlink(tmp);
-                return cli_fail(err, "export: %s", strerror(-r));
+                return cli_fail(one_line(err), "export: %s", strerror(-r));
         }
         if (tmp && rename(tmp, output) < 0) {
                 unlink(tmp);
@@ -516,22 +592,34 @@ int cmd_system(struct cli *c, int argc, char **argv)
         fmt_size(df.logical_bytes, logical, sizeof(logical));
         fmt_size(df.object_bytes, disk, sizeof(disk));
         fmt_size(df.logical_bytes > df.object_bytes ? df.logical_bytes - df.object_bytes : 0, saved, sizeof(saved));
-        printf("%-12s %-8s %-14s %-14s %s\n", "TYPE", "TOTAL", "SIZE", "ON DISK", "SAVED BY DEDUP");
-        printf("%-12s %-8llu %-14s %-14s %s\n", "Images", (unsigned long long)df.images, logical, disk, saved);
-        printf("%-12s %-8llu\n", "Layers", (unsigned long long)df.layers);
-        printf("%-12s %-8llu\n", "Containers", (unsigned long long)df.containers);
-        printf("%-12s %-8llu %-14s\n", "Objects", (unsigned long long)df.objects, disk);
+        char n_img[24], n_lay[24], n_ctr[24], n_obj[24];
+        snprintf(n_img, sizeof(n_img), "%llu", (unsigned long long)df.images);
+        snprintf(n_lay, sizeof(n_lay), "%llu", (unsigned long long)df.layers);
+        snprintf(n_ctr, sizeof(n_ctr), "%llu", (unsigned long long)df.containers);
+        snprintf(n_obj, sizeof(n_obj), "%llu", (unsigned long long)df.objects);
+        static const char *const cols[] = { "TYPE", "TOTAL", "SIZE", "ON DISK", "SAVED BY DEDUP", NULL };
+        struct table *t = table_new(cols);
+        table_addf(t, "Images", n_img, logical, disk, saved);
+        table_addf(t, "Layers", n_lay, "", "", "");
+        table_addf(t, "Containers", n_ctr, "", "", "");
+        table_addf(t, "Objects", n_obj, "", disk, "");
+        table_print(t, stdout, 1);
+        table_free(t);
         if (verbose || df.n_images) {
-                printf("\n%-50s %-13s %-10s %-10s %s\n", "IMAGE", "IMAGE ID", "SIZE", "SHARED", "UNIQUE");
+                static const char *const icols[] = { "IMAGE", "IMAGE ID", "SIZE", "SHARED", "UNIQUE", NULL };
+                t = table_new(icols);
                 for (size_t i = 0; i < df.n_images; i++) {
                         struct df_image *im = &df.per_image[i];
-                        char a[32], b[32], u[32];
+                        char a[32], b[32], u[32], id[16];
                         fmt_size(im->size, a, sizeof(a));
                         fmt_size(im->shared, b, sizeof(b));
                         fmt_size(im->unique, u, sizeof(u));
-                        printf("%-50s %.12s  %-10s %-10s %s\n", im->names && im->names[0] ? im->names[0] : "<none>",
-                               im->id, a, b, u);
+                        snprintf(id, sizeof(id), "%.12s", im->id);
+                        table_addf(t, im->names && im->names[0] ? im->names[0] : "<none>", id, a, b, u);
                 }
+                printf("\n");
+                table_print(t, stdout, 1);
+                table_free(t);
         }
         df_result_free(&df);
         return 0;

@@ -20,33 +20,42 @@ void fmt_size(uint64_t bytes, char *out, size_t len)
                 snprintf(out, len, "%.3g%s", v, units[u]);
 }
 
+/* docker's HumanDuration (go-units), so `images` and `ps` read the same as docker's. */
+void fmt_duration(int64_t d, char *out, size_t len)
+{
+        int64_t minutes = d / 60, hours = (d + 1800) / 3600;
+        if (d < 1)
+                snprintf(out, len, "Less than a second");
+        else if (d == 1)
+                snprintf(out, len, "1 second");
+        else if (d < 60)
+                snprintf(out, len, "%lld seconds", (long long)d);
+        else if (minutes == 1)
+                snprintf(out, len, "About a minute");
+        else if (minutes < 60)
+                snprintf(out, len, "%lld minutes", (long long)minutes);
+        else if (hours == 1)
+                snprintf(out, len, "About an hour");
+        else if (hours < 48)
+                snprintf(out, len, "%lld hours", (long long)hours);
+        else if (hours < 24 * 7 * 2)
+                snprintf(out, len, "%lld days", (long long)(hours / 24));
+        else if (hours < 24 * 30 * 2)
+                snprintf(out, len, "%lld weeks", (long long)(hours / 24 / 7));
+        else if (hours < 24 * 365 * 2)
+                snprintf(out, len, "%lld months", (long long)(hours / 24 / 30));
+        else
+                snprintf(out, len, "%lld years", (long long)(d / 3600 / 24 / 365));
+}
+
 void fmt_ago(int64_t when, char *out, size_t len)
 {
-        int64_t d = (int64_t)time(NULL) - when;
         if (when <= 0) {
                 snprintf(out, len, "N/A");
                 return;
         }
-        if (d < 0)
-                d = 0;
-        static const struct {
-                int64_t secs;
-                const char *one, *many;
-        } steps[] = {
-                { 365 * 86400, "a year", "years" }, { 30 * 86400, "a month", "months" },
-                { 7 * 86400, "a week", "weeks" },   { 86400, "a day", "days" },
-                { 3600, "an hour", "hours" },       { 60, "a minute", "minutes" },
-        };
-        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
-                if (d >= steps[i].secs) {
-                        int64_t n = d / steps[i].secs;
-                        if (n == 1)
-                                snprintf(out, len, "%s ago", steps[i].one);
-                        else
-                                snprintf(out, len, "%lld %s ago", (long long)n, steps[i].many);
-                        return;
-                }
-        snprintf(out, len, "%s", d < 2 ? "Less than a second ago" : "Less than a minute ago");
-        if (d >= 2)
-                snprintf(out, len, "%lld seconds ago", (long long)d);
+        int64_t d = (int64_t)time(NULL) - when;
+        char dur[48];
+        fmt_duration(d < 0 ? 0 : d, dur, sizeof(dur));
+        snprintf(out, len, "%s ago", dur);
 }
