@@ -52,3 +52,19 @@ struct import_result;
 int cli_registry_pull(struct cli *c, const struct reference *ref, struct registry_options *o,
                       struct import_result *ret, char **ret_error);
 int cmd_check(struct cli *c, int argc, char **argv);
+int cmd_mount(struct cli *c, int argc, char **argv);
+int cmd_umount(struct cli *c, int argc, char **argv);
+/* Container commands (cmd-container.c). */
+int cmd_create(struct cli *c, int argc, char **argv);
+int cmd_run(struct cli *c, int argc, char **argv);
+int cmd_start(struct cli *c, int argc, char **argv);
+int cmd_ps(struct cli *c, int argc, char **argv);
+int cmd_stop(struct cli *c, int argc, char **argv);
+int cmd_kill(struct cli *c, int argc, char **argv);
+int cmd_rm(struct cli *c, int argc, char **argv);
+int cmd_wait(struct cli *c, int argc, char **argv);
+int cmd_logs(struct cli *c, int argc, char **argv);
+int cmd_exec(struct cli *c, int argc, char **argv);
+struct json_object;
+/* A container's inspect JSON (new reference), or NULL when what names no container. */
+struct json_object *cli_container_inspect(store *s, const char *what);

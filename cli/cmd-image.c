@@ -321,7 +321,7 @@ int cmd_list(struct cli *c, int argc, char **argv)
         for (int i = 1; i < argc; i++)
                 if (!strcmp(argv[i], "--images"))
                         return cmd_images(c, argc, argv);
-        return cli_error("list: containers are not implemented yet; use ctfs list --images");
+        return cmd_ps(c, argc, argv);
 }
 
 int cmd_tag(struct cli *c, int argc, char **argv)
@@ -494,8 +494,10 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
                 char id[DIGEST_HEX_LEN + 1];
                 int r = store_resolve_image(s, argv[i], id);
                 json_object *o = r >= 0 ? inspect_one(s, id) : NULL;
+                if (!o)
+                        o = cli_container_inspect(s, argv[i]);
                 if (!o) {
-                        rc = cli_error("inspect: no such image: %s", argv[i]);
+                        rc = cli_error("inspect: no such image or container: %s", argv[i]);
                         continue;
                 }
                 json_object_array_add(arr, o);

@@ -13,19 +13,46 @@ static int cmd_version(struct cli *c, int argc, char **argv);
 static int cmd_help(struct cli *c, int argc, char **argv);
 
 static const struct command commands[] = {
-        { "pull", cmd_pull, "pull [-q] REFERENCE",
-          "pull an image (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG])" },
+        { "pull", cmd_pull,
+          "pull [-q] [--platform OS/ARCH[/VARIANT]] [--tls-verify=false] [--cert-dir DIR] [--creds USER:PASS] "
+          "[--authfile FILE] REFERENCE",
+          "pull an image (NAME[:TAG|@DIGEST], docker://..., oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+          "docker-archive:FILE[:NAME:TAG])" },
         { "load", cmd_load, "load [-q] [-i FILE]", "load images from a docker or OCI archive (stdin by default)" },
         { "images", cmd_images, "images [-q] [--digests] [--format json] [--no-trunc]", "list images" },
-        { "list", cmd_list, "list --images [OPTIONS]", "list images (as the original tool did)" },
+        { "list", cmd_list, "list [-a] [-q] | list --images [OPTIONS]", "list containers (like ps), or images with --images" },
         { "tag", cmd_tag, "tag SOURCE TARGET", "give an image another name" },
         { "rmi", cmd_rmi, "rmi [-f] IMAGE...", "remove images (untag a name; delete when no name is left)" },
         { "inspect", cmd_inspect, "inspect IMAGE...", "show an image's details as JSON" },
         { "export", cmd_export, "export [-o FILE] IMAGE", "write an image's merged tree as a tar stream" },
         { "prune", cmd_prune, "prune", "remove unnamed images, and layers and objects no image uses" },
+        { "mount", cmd_mount, "mount [-f] [--debug] [DIR]",
+          "serve every image and container under DIR (else $CTFS_MNT, else <root>/mnt)" },
+        { "umount", cmd_umount, "umount [DIR]", "stop the daemon and unmount" },
         { "check", cmd_check, "check [--repair]",
           "verify every object, layer, image, name and container record; --repair removes what is broken" },
         { "system", cmd_system, "system df", "show store usage: shared and unique bytes" },
+        { "login", cmd_login,
+          "login [-u USER] [-p PASS | --password-stdin] [--tls-verify=false] [--cert-dir DIR] [--authfile FILE] REGISTRY",
+          "log in to a registry (checks the credentials, then saves them in auth.json)" },
+        { "logout", cmd_logout, "logout [--authfile FILE] (REGISTRY | --all)", "remove a registry's saved credentials" },
+        { "create", cmd_create, "create [OPTIONS] IMAGE [COMMAND [ARG...]]",
+          "create a container (options as for run) and print its id" },
+        { "run", cmd_run,
+          "run [--name NAME] [--rm] [-d] [-i] [-t] [-e KEY=VALUE] [--env-file FILE] [-w DIR] [-u USER[:GROUP]] "
+          "[--entrypoint CMD] [--hostname NAME] [--network host|none] [-m BYTES] [--pids-limit N] [--cpus N] "
+          "[--read-only] [-v HOST:CTR[:ro]] [--cap-add CAP] [--cap-drop CAP] [--security-opt no-new-privileges] "
+          "[--privileged] [--init] IMAGE [COMMAND [ARG...]]",
+          "run a command in a new container" },
+        { "start", cmd_start, "start [-a] [-i] CONTAINER...", "start stopped containers (their changes kept)" },
+        { "ps", cmd_ps, "ps [-a] [-q] [--no-trunc]", "list containers (running ones; -a all)" },
+        { "stop", cmd_stop, "stop [-t SECONDS] CONTAINER...", "stop containers (SIGTERM, then SIGKILL after 10 s)" },
+        { "kill", cmd_kill, "kill [-s SIGNAL] CONTAINER...", "send a signal to containers (SIGKILL by default)" },
+        { "rm", cmd_rm, "rm [-f] CONTAINER...", "remove containers and their changes (-f: running ones too)" },
+        { "exec", cmd_exec, "exec [-i] [-t] [-e KEY=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]",
+          "run a command in a running container" },
+        { "logs", cmd_logs, "logs [-f] CONTAINER", "show the output of a detached container" },
+        { "wait", cmd_wait, "wait CONTAINER...", "wait for containers to stop; print their exit codes" },
         { "version", cmd_version, "version", "show the version" },
         { "help", cmd_help, "help [COMMAND]", "show help" },
 };

@@ -140,6 +140,9 @@ int auth_parse(const char *json, size_t len, const char *registry, const char *r
                 return -ENOMEM;
         json_object *root = json_tokener_parse_ex(tok, json, (int)len);
         bool bad = json_tokener_get_error(tok) != json_tokener_success;
+        /* nothing but white space after the document */
+        for (size_t i = json_tokener_get_parse_end(tok); !bad && i < len; i++)
+                bad = !json[i] || !strchr(" \t\r\n", json[i]);
         json_tokener_free(tok);
         if (bad || !root) {
                 json_object_put(root);
@@ -147,6 +150,7 @@ int auth_parse(const char *json, size_t len, const char *registry, const char *r
         }
         int r = -ENOENT;
         json_object *auths;
+        _cleanup_free_ char *reg = NULL, *dec = NULL;
         if (!json_object_is_type(root, json_type_object)) {
                 r = -EINVAL;
                 goto out;
@@ -157,7 +161,7 @@ int auth_parse(const char *json, size_t len, const char *registry, const char *r
                 r = -EINVAL;
                 goto out;
         }
-        _cleanup_free_ char *reg = auth_normalize_key(registry);
+        reg = auth_normalize_key(registry);
         if (!reg)
                 goto out;
         const char *best = NULL;
@@ -177,7 +181,6 @@ int auth_parse(const char *json, size_t len, const char *registry, const char *r
         }
         if (!best)
                 goto out;
-        _cleanup_free_ char *dec = NULL;
         size_t dl;
         if (auth_base64_decode(best, strlen(best), &dec, &dl) < 0 || memchr(dec, '\0', dl)) {
                 r = -EINVAL;

@@ -51,7 +51,7 @@ static unsigned long long proc_start(pid_t pid)
         if (!p)
                 return 0;
         p++;
-        for (int field = 2; field < 22 && p; field++)
+        for (int field = 3; field < 22 && p; field++)
                 p = strchr(p + 1, ' ');
         return p ? strtoull(p + 1, NULL, 10) : 0;
 }

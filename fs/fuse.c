@@ -34,10 +34,11 @@ static void reply_entry(fuse_req_t req, int r, const struct view_entry *ve)
                 fuse_reply_err(req, -r);
                 return;
         }
+        view *v = V(req); /* req is gone once replied to */
         struct fuse_entry_param e;
         fill_entry(&e, ve);
         if (fuse_reply_entry(req, &e) == -ENOENT)
-                view_forget(V(req), ve->id, 1); /* the request was interrupted: no reference */
+                view_forget(v, ve->id, 1); /* the request was interrupted: no reference */
 }
 
 static void op_init(void *ud, struct fuse_conn_info *conn)
@@ -163,10 +164,23 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
         reply_entry(req, view_symlink(V(req), &c, parent, name, link, &ve), &ve);
 }
 
+static struct fuse_session *session;
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
+        view *v = V(req); /* req is gone once replied to */
         struct view_entry ve;
-        reply_entry(req, view_link(V(req), ino, newparent, newname, &ve), &ve);
+        int r = view_link(v, ino, newparent, newname, &ve);
+        reply_entry(req, r, &ve);
+        /* each name is its own node here, so the kernel's cached link count of the source is
+         * stale: drop its attributes (no pages: offset -1 takes no inode lock) */
+        if (r == 0 && session) {
+                uint64_t ids[64];
+                size_t n = view_aliases(v, ino, ids, ARRAY_SIZE(ids));
+                fuse_lowlevel_notify_inval_inode(session, ino, -1, 0);
+                for (size_t i = 0; i < n; i++)
+                        fuse_lowlevel_notify_inval_inode(session, ids[i], -1, 0);
+        }
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -211,11 +225,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
                 return;
         }
         fi->fh = (uint64_t)(uintptr_t)f;
+        view *v = V(req);
         struct fuse_entry_param e;
         fill_entry(&e, &ve);
         if (fuse_reply_create(req, &e, fi) == -ENOENT) {
                 view_release(f);
-                view_forget(V(req), ve.id, 1);
+                view_forget(v, ve.id, 1);
         }
 }
 
@@ -510,6 +525,7 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
                 view_free(v);
                 return -EIO;
         }
+        session = se;
         r = daemon_record(s, mountpoint);
         if (r < 0) {
                 ready(ready_fd, "error: cannot record the mount in the store\n");
@@ -534,6 +550,7 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
         fuse_loop_cfg_set_max_threads(cfg, 64);
         r = fuse_session_loop_mt(se, cfg);
         fuse_loop_cfg_destroy(cfg);
+        session = NULL;
         daemon_unrecord(s);
         fuse_session_unmount(se);
         fuse_remove_signal_handlers(se);

@@ -190,6 +190,11 @@ int image_commit_staged(store *s, const char *manifest, size_t manifest_len, con
         }
         if (store_image_exists(s, id)) {
                 image_config_free(&cfg);
+                /* Layers staged for an image that is here: a pull repairing a layer that
+                 * `check --repair` removed, or one racing another pull of the same image. */
+                for (size_t i = 0; i < n_staged; i++)
+                        if (staged[i] && (r = ingest_staged_publish(staged[i], ret_error)) < 0)
+                                return r;
                 r = set_names(s, names, id);
                 if (r < 0) {
                         *ret_error = errf("write references: %s", strerror(-r));
@@ -448,7 +453,7 @@ static int for_each_image_id(store *s, int (*fn)(store *s, const char *id, void 
 }
 
 struct prune_ctx {
-        struct dset layers, objects;
+        struct dset layers, objects, blobs;
         struct prune_result res;
         struct store_ref *refs;
         size_t n_refs;
@@ -466,11 +471,31 @@ static int prune_image(store *s, const char *id, void *u)
         if (r < 0)
                 return r;
         if (!named && !users) {
-                _cleanup_free_ char *rel = xasprintf("images/%s", id);
-                r = util_rm_rf_at(store_dirfd(s), rel);
+                /* Out of sight with one rename (a prune killed halfway must not leave an image
+                 * that looks present but lacks its tree), then removed. */
+                _cleanup_free_ char *rel = xasprintf("images/%s", id), *work = NULL;
+                r = store_mkdtemp(s, &work);
+                if (r < 0)
+                        return r;
+                _cleanup_free_ char *dst = xasprintf("%s/image", work);
+                if (renameat(store_dirfd(s), rel, store_dirfd(s), dst) < 0)
+                        r = -errno;
+                util_rm_rf_at(store_dirfd(s), work);
                 if (r >= 0)
                         c->res.images++;
                 return r;
+        }
+        /* Its config (the id) and manifest stay. */
+        uint8_t d[DIGEST_LEN];
+        if (digest_parse_hex(id, d) == 0)
+                dset_add(&c->blobs, d);
+        {
+                _cleanup_free_ char *rel = xasprintf("images/%s/image.json", id), *data = NULL;
+                json_object *j = NULL, *v;
+                if (util_read_file_at(store_dirfd(s), rel, 16 << 20, &data, NULL) >= 0 && (j = json_tokener_parse(data)) &&
+                    json_object_object_get_ex(j, "digest", &v) && digest_parse(json_object_get_string(v), d) == 0)
+                        dset_add(&c->blobs, d);
+                json_object_put(j);
         }
         uint8_t(*diffids)[DIGEST_LEN];
         size_t n;
@@ -536,6 +561,23 @@ static void prune_objdir(store *s, int dfd, const char *name, void *u)
         list_dir(s, rel, prune_object, u);
 }
 
+static void prune_blob(store *s, int dfd, const char *name, void *u)
+{
+        struct prune_ctx *c = u;
+        uint8_t d[DIGEST_LEN];
+        struct stat st;
+        /* Blobs are written under the store lock, which prune holds: a temp file of
+         * store_blob_put ("<hex>.tmp.<pid>") is what a killed writer left. */
+        if (strstr(name, ".tmp.")) {
+                unlinkat(dfd, name, 0);
+                return;
+        }
+        if (digest_parse_hex(name, d) < 0 || dset_count(&c->blobs, d))
+                return;
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && unlinkat(dfd, name, 0) == 0)
+                c->res.bytes += (uint64_t)st.st_blocks * 512;
+}
+
 static void prune_tmp(store *s, int dfd, const char *name, void *u)
 {
         /* A work directory in use is flock'ed by its owner; skip those. */
@@ -559,12 +601,16 @@ int store_prune(store *s, struct prune_result *ret)
                 r = list_dir(s, "layers", prune_layer, &c);
         if (r >= 0)
                 r = list_dir(s, "objects/sha256", prune_objdir, &c);
+        /* Manifests and configs of images that are gone. */
+        if (r >= 0)
+                r = list_dir(s, "blobs/sha256", prune_blob, &c);
         if (r >= 0)
                 r = list_dir(s, "tmp", prune_tmp, &c);
         if (c.refs)
                 store_refs_free(c.refs, c.n_refs);
         dset_free(&c.layers);
         dset_free(&c.objects);
+        dset_free(&c.blobs);
         if (r >= 0)
                 *ret = c.res;
         return r;

@@ -96,43 +96,69 @@ int import_image(store *s, const char *manifest, size_t manifest_len, const char
         digest_to_hex(cd, im.id);
         im.layers = (unsigned)cfg.n_diff_ids;
         _cleanup_free_ size_t *which = NULL;
+        ingest_staged **staged = NULL;
+        size_t n_staged = 0;
         if (layers->n != cfg.n_diff_ids) {
                 *ret_error = errf("image %.12s: manifest has %zu layers, config %zu", im.id, layers->n, cfg.n_diff_ids);
                 r = -EINVAL;
                 goto out;
         }
+        staged = xcalloc(cfg.n_diff_ids + 1, sizeof(*staged));
+        which = xcalloc(cfg.n_diff_ids + 1, sizeof(size_t));
         /* Only layers the store lacks are fetched; for an image already in the store that is
          * none, unless `check --repair` removed a damaged one: then a pull restores it. */
-        {
+        for (int attempt = 0;; attempt++) {
                 size_t n_which = 0;
-                which = xcalloc(cfg.n_diff_ids + 1, sizeof(size_t));
                 for (size_t i = 0; i < cfg.n_diff_ids; i++) {
-                        if (store_layer_exists(s, cfg.diff_ids[i]))
-                                continue;
                         bool dup = false;
+                        for (size_t k = 0; k < n_staged && !dup; k++)
+                                dup = !memcmp(ingest_staged_diffid(staged[k]), cfg.diff_ids[i], DIGEST_LEN);
                         for (size_t k = 0; k < n_which && !dup; k++)
                                 dup = !memcmp(cfg.diff_ids[which[k]], cfg.diff_ids[i], DIGEST_LEN);
-                        if (!dup)
+                        if (!dup && !store_layer_exists(s, cfg.diff_ids[i]))
                                 which[n_which++] = i;
                 }
-                if (n_which) {
+                if (n_which && layers->stage) {
+                        /* Staged layers are published with the image, or not at all. */
+                        ingest_staged **got = xcalloc(n_which, sizeof(*got));
+                        r = layers->stage(layers->userdata, s, which, n_which,
+                                          (const uint8_t(*)[DIGEST_LEN])cfg.diff_ids, got, ret_error);
+                        for (size_t k = 0; k < n_which; k++)
+                                if (got[k])
+                                        staged[n_staged++] = got[k];
+                        free(got);
+                        if (r < 0)
+                                goto out;
+                } else if (n_which) {
                         r = layers->fetch(layers->userdata, s, which, n_which, (const uint8_t(*)[DIGEST_LEN])cfg.diff_ids,
                                           ret_error);
                         if (r < 0)
                                 goto out;
                 }
-                im.layers_ingested = (unsigned)n_which;
+                im.layers_ingested += (unsigned)n_which;
+                char *err = NULL;
+                r = image_commit_staged(s, manifest, manifest_len, config, config_len, (const char *const *)names,
+                                        staged, n_staged, im.id, &im.existed, &err);
+                /* A layer that was in the store when we looked was pruned since: fetch it. */
+                if (r == -ENOENT && attempt < 3) {
+                        free(err);
+                        continue;
+                }
+                if (r < 0) {
+                        *ret_error = err;
+                        goto out;
+                }
+                break;
         }
-        r = image_commit(s, manifest, manifest_len, config, config_len, (const char *const *)names, im.id,
-                         &im.existed, ret_error);
-        if (r < 0)
-                goto out;
         if (im.layers_ingested)
                 im.existed = false;
         res->images = xrealloc(res->images, (res->n_images + 1) * sizeof(im));
         res->images[res->n_images++] = im;
         names = NULL;
 out:
+        for (size_t k = 0; k < n_staged; k++)
+                ingest_staged_free(staged[k]);
+        free(staged);
         if (r < 0)
                 strv_free(names);
         image_config_free(&cfg);
@@ -145,8 +171,8 @@ struct local_layers {
         const char *const *paths;
 };
 
-static int local_fetch(void *userdata, store *s, const size_t *which, size_t n_which, const uint8_t (*diffids)[DIGEST_LEN],
-                       char **ret_error)
+static int local_stage(void *userdata, store *s, const size_t *which, size_t n_which, const uint8_t (*diffids)[DIGEST_LEN],
+                       ingest_staged **ret_staged, char **ret_error)
 {
         const struct local_layers *l = userdata;
         for (size_t k = 0; k < n_which; k++) {
@@ -164,7 +190,7 @@ static int local_fetch(void *userdata, store *s, const size_t *which, size_t n_w
                         return r;
                 }
                 struct ingest_result ir;
-                int r = ingest_layer(s, fd, want_blob, diffids[which[k]], &ir, ret_error);
+                int r = ingest_layer_stage(s, fd, want_blob, diffids[which[k]], &ir, &ret_staged[k], ret_error);
                 if (r < 0)
                         return r;
         }
@@ -177,7 +203,7 @@ static int import_local_image(store *s, const char *manifest, size_t manifest_le
                               struct import_result *res, char **ret_error)
 {
         struct local_layers l = { .dirfd = dirfd, .paths = layer_paths };
-        struct import_layers layers = { .fetch = local_fetch, .userdata = &l };
+        struct import_layers layers = { .stage = local_stage, .userdata = &l };
         while (layer_paths[layers.n])
                 layers.n++;
         return import_image(s, manifest, manifest_len, config, config_len, names, &layers, res, ret_error);
@@ -380,7 +406,8 @@ static int extract_archive(int fd, int dirfd, char **ret_error)
                         /* resolve ".." lexically within the archive */
                         char *segs[256];
                         size_t ns = 0;
-                        bool bad = joined[0] == '/';
+                        /* an absolute target names the host, not the archive */
+                        bool bad = archive_entry_symlink(e)[0] == '/';
                         for (char *save, *tok = strtok_r(joined, "/", &save); tok && !bad; tok = strtok_r(NULL, "/", &save)) {
                                 if (!strcmp(tok, "."))
                                         continue;

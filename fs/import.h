@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "digest.h"
+#include "ingest.h"
 #include "reference.h"
 #include "store.h"
 
@@ -30,6 +31,12 @@ struct import_layers {
         size_t n;
         int (*fetch)(void *userdata, store *s, const size_t *which, size_t n_which,
                      const uint8_t (*diffids)[DIGEST_LEN], char **ret_error);
+        /* Preferred to fetch when set: the same, but each layer is left staged
+         * (ingest_layer_stage) in ret_staged[k] for which[k], and import_image publishes them
+         * together with the image, so a refused image (or a failed or killed pull) leaves the
+         * store as it was. What it staged before failing, import_image frees. */
+        int (*stage)(void *userdata, store *s, const size_t *which, size_t n_which,
+                     const uint8_t (*diffids)[DIGEST_LEN], ingest_staged **ret_staged, char **ret_error);
         void *userdata;
 };
 

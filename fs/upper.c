@@ -487,7 +487,8 @@ int upper_readdir(upper *u, const struct upper_dir *d, struct upper_dirent **ret
                 }
         }
         if (d->merge && u->t) {
-                qsort(seen, n_seen, sizeof(*seen), str_cmp);
+                if (n_seen)
+                        qsort(seen, n_seen, sizeof(*seen), str_cmp);
                 uint32_t cnt = tree_dir_count(u->t, d->lower);
                 for (uint32_t k = 0; k < cnt; k++) {
                         const char *nm;

@@ -74,6 +74,8 @@ struct vnode {
         vnode *parent; /* CNODE; NULL for a container's root */
         bool dmerge;   /* CNODE directories: what their children merge with */
         tree_ino dlower;
+        view_file *files; /* CNODE: open files, for operations on an unlinked inode */
+        vnode *dnext, *dprev; /* detached nodes, so that view_free finds them */
 };
 
 struct vref {
@@ -118,11 +120,13 @@ struct view {
         struct vname *vnames;
         uint64_t vino_next;
         struct timespec started;
+        vnode *detached;
 };
 
 struct view_file {
         view *v;
         vnode *n;
+        view_file *next, *prev;
         int fd;
         int old_fd; /* replaced by a reopen after a copy-up; closed on release */
         bool lower;
@@ -248,11 +252,33 @@ static vnode *table_find(view *v, enum vkind kind, const void *k1, uint64_t k2, 
 
 static bool node_static(view *v, vnode *n) { return n == &v->root || n == &v->images || n == &v->containers; }
 
+/* The node's name is gone (unlink, rmdir, replaced by a rename). v->lock held. */
+static void node_detach(view *v, vnode *n)
+{
+        if (n->detached)
+                return;
+        table_remove(v, n);
+        n->detached = true;
+        n->dprev = NULL;
+        n->dnext = v->detached;
+        if (v->detached)
+                v->detached->dprev = n;
+        v->detached = n;
+}
+
 /* Called with v->lock held. */
 static void node_maybe_free(view *v, vnode *n)
 {
         while (n && !node_static(v, n) && n->nlookup == 0 && n->children == 0) {
                 table_remove(v, n);
+                if (n->detached) {
+                        if (n->dprev)
+                                n->dprev->dnext = n->dnext;
+                        else
+                                v->detached = n->dnext;
+                        if (n->dnext)
+                                n->dnext->dprev = n->dprev;
+                }
                 vnode *p = n->kind == VK_CNODE ? n->parent : NULL;
                 free(n->name);
                 free(n);
@@ -304,6 +330,7 @@ static vnode *node_get(view *v, enum vkind kind, const void *k1, uint64_t k2, co
         if (kind == VK_IMAGE) {
                 n->img = (struct vimage *)k1;
                 n->tino = (tree_ino)k2;
+                n->ino = INO_IMAGE | ((uint64_t)n->img->slot << 32) | (k2 + 1ULL);
         } else if (kind == VK_CNODE) {
                 n->parent = n->name ? (vnode *)k1 : NULL;
                 if (n->parent) {
@@ -552,6 +579,8 @@ static char *cnode_path(vnode *n)
                 len += strlen(x->name) + 1;
                 depth++;
         }
+        if (len)
+                len--; /* no separator before the first component */
         char *p = xmalloc(len + 1);
         p[len] = '\0';
         size_t pos = len;
@@ -715,6 +744,8 @@ static int node_stat(view *v, vnode *n, struct stat *st, double *timeout)
         }
         return -EIO;
 }
+
+static int node_fd(view *v, vnode *n);
 
 /* ---- lookup ---- */
 
@@ -928,6 +959,17 @@ int view_getattr(view *v, uint64_t id, view_file *f, struct stat *ret, double *r
                 *ret_timeout = CONT_TIMEOUT;
                 return 0;
         }
+        if (n->kind == VK_CNODE && n->detached) {
+                _cleanup_close_ int fd = node_fd(v, n);
+                if (fd < 0)
+                        return fd;
+                if (fstat(fd, ret) < 0)
+                        return -errno;
+                ret->st_ino = n->ino;
+                ret->st_dev = 0;
+                *ret_timeout = CONT_TIMEOUT;
+                return 0;
+        }
         return node_stat(v, n, ret, ret_timeout);
 }
 
@@ -976,19 +1018,20 @@ int view_setattr(view *v, uint64_t id, view_file *f, const struct stat *attr, un
         cont_end(n->c);
         if (r < 0) {
                 /* an unlinked file that is still open: apply what we can to the open fd */
-                if (r == -ENOENT && f && !f->lower && n->detached) {
-                        if ((valid & VIEW_SET_SIZE) && ftruncate(f->fd, attr->st_size) < 0)
-                                return -errno;
-                        if ((valid & VIEW_SET_MODE) && fchmod(f->fd, attr->st_mode & 07777) < 0)
+                _cleanup_close_ int fd = r == -ENOENT && n->detached ? node_fd(v, n) : -1;
+                if (fd >= 0) {
+                        if ((valid & VIEW_SET_SIZE) && ftruncate(fd, attr->st_size) < 0)
                                 return -errno;
                         if ((valid & (VIEW_SET_UID | VIEW_SET_GID)) &&
-                            fchown(f->fd, valid & VIEW_SET_UID ? attr->st_uid : (uid_t)-1,
+                            fchown(fd, valid & VIEW_SET_UID ? attr->st_uid : (uid_t)-1,
                                    valid & VIEW_SET_GID ? attr->st_gid : (gid_t)-1) < 0)
+                                return -errno;
+                        if ((valid & VIEW_SET_MODE) && fchmod(fd, attr->st_mode & 07777) < 0)
                                 return -errno;
                         if (a.valid & (UPPER_SET_ATIME | UPPER_SET_MTIME)) {
                                 struct timespec ts[2] = { a.valid & UPPER_SET_ATIME ? a.atime : (struct timespec){ 0, UTIME_OMIT },
                                                           a.valid & UPPER_SET_MTIME ? a.mtime : (struct timespec){ 0, UTIME_OMIT } };
-                                if (futimens(f->fd, ts) < 0)
+                                if (futimens(fd, ts) < 0)
                                         return -errno;
                         }
                         return view_getattr(v, id, f, ret, ret_timeout);
@@ -1155,14 +1198,27 @@ int view_link(view *v, uint64_t id, uint64_t newparent, const char *newname, str
         return r;
 }
 
+size_t view_aliases(view *v, uint64_t id, uint64_t *out, size_t max)
+{
+        vnode *n = node_of(v, id);
+        size_t k = 0;
+        if (n->kind != VK_CNODE)
+                return 0;
+        pthread_mutex_lock(&v->lock);
+        for (size_t i = 0; i < v->n_buckets && k < max; i++)
+                for (vnode *x = v->buckets[i]; x && k < max; x = x->hnext)
+                        if (x != n && x->kind == VK_CNODE && x->c == n->c && x->ino == n->ino)
+                                out[k++] = id_of(v, x);
+        pthread_mutex_unlock(&v->lock);
+        return k;
+}
+
 /* An entry is gone from its name: its node no longer answers lookups. v->lock held. */
 static void detach_name(view *v, vnode *parent, const char *name)
 {
         vnode *n = table_find(v, VK_CNODE, parent, 0, name);
-        if (!n)
-                return;
-        table_remove(v, n);
-        n->detached = true;
+        if (n)
+                node_detach(v, n);
 }
 
 static int remove_entry(view *v, uint64_t parent, const char *name, bool dir)
@@ -1239,10 +1295,8 @@ int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, 
                                 if (s)
                                         node_move(v, s, np, newname);
                         } else {
-                                if (t) {
-                                        table_remove(v, t);
-                                        t->detached = true;
-                                }
+                                if (t)
+                                        node_detach(v, t);
                                 if (s)
                                         node_move(v, s, np, newname);
                         }
@@ -1268,7 +1322,33 @@ static view_file *file_new(view *v, vnode *n, int fd, bool lower, bool image)
         f->lower = lower;
         f->image = image;
         pthread_mutex_init(&f->lock, NULL);
+        if (n->kind == VK_CNODE) {
+                pthread_mutex_lock(&v->lock);
+                f->next = n->files;
+                if (n->files)
+                        n->files->prev = f;
+                n->files = f;
+                pthread_mutex_unlock(&v->lock);
+        }
         return f;
+}
+
+/* An fd of the node's data, for operations on an unlinked inode that the kernel sends without
+ * a file handle (fchmod, fchown, futimens, fstat of an unlinked file): a dup of an open file's
+ * upper fd, or -ENOENT. */
+static int node_fd(view *v, vnode *n)
+{
+        int fd = -ENOENT;
+        pthread_mutex_lock(&v->lock);
+        for (view_file *f = n->files; f; f = f->next)
+                if (!f->lower) {
+                        fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
+                        if (fd < 0)
+                                fd = -errno;
+                        break;
+                }
+        pthread_mutex_unlock(&v->lock);
+        return fd;
 }
 
 int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_cache)
@@ -1439,6 +1519,16 @@ void view_release(view_file *f)
 {
         if (!f)
                 return;
+        if (f->n->kind == VK_CNODE) {
+                pthread_mutex_lock(&f->v->lock);
+                if (f->prev)
+                        f->prev->next = f->next;
+                else
+                        f->n->files = f->next;
+                if (f->next)
+                        f->next->prev = f->prev;
+                pthread_mutex_unlock(&f->v->lock);
+        }
         close(f->fd);
         if (f->old_fd >= 0)
                 close(f->old_fd);
@@ -1794,6 +1884,11 @@ void view_free(view *v)
                         free(n);
                 }
         free(v->buckets);
+        for (vnode *n = v->detached, *next; n; n = next) {
+                next = n->dnext;
+                free(n->name);
+                free(n);
+        }
         for (size_t i = 0; i < v->n_refs; i++)
                 free(v->refs[i].name);
         free(v->refs);

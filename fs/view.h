@@ -76,6 +76,9 @@ int view_mkdir(view *v, const struct view_ctx *c, uint64_t parent, const char *n
 int view_symlink(view *v, const struct view_ctx *c, uint64_t parent, const char *name, const char *target,
                  struct view_entry *ret);
 int view_link(view *v, uint64_t id, uint64_t newparent, const char *newname, struct view_entry *ret);
+/* Other live nodes of a container that show the same inode (the other names of a hardlink set:
+ * each name is its own node), up to max; their cached attributes go stale on link. */
+size_t view_aliases(view *v, uint64_t id, uint64_t *out, size_t max);
 int view_unlink(view *v, uint64_t parent, const char *name);
 int view_rmdir(view *v, uint64_t parent, const char *name);
 int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, const char *newname,

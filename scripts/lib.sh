@@ -8,6 +8,7 @@ CTFS_PACKAGES=(
 	libfuse3-dev fuse3 libarchive-dev libjson-c-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
 	umoci skopeo busybox-static docker-registry attr jq python3 zstd
 	clang libclang-rt-14-dev
+	apache2-utils openssl ca-certificates
 )
 
 # The checkout's top directory (this file lives in scripts/).

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "secprofile.h"
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+#define CAP(c) (UINT64_C(1) << (c))
+
+static const struct {
+        const char *name;
+        uint64_t unless; /* allowed when the container has one of these capabilities */
+} denied[] = {
+        /* never in Docker's default profile (without extra capabilities) */
+        { "acct", CAP(CAP_SYS_PACCT) },
+        { "add_key", 0 },
+        { "bpf", CAP(CAP_SYS_ADMIN) | CAP(CAP_BPF) },
+        { "clock_adjtime", CAP(CAP_SYS_TIME) },
+        { "clock_adjtime64", CAP(CAP_SYS_TIME) },
+        { "clock_settime", CAP(CAP_SYS_TIME) },
+        { "clock_settime64", CAP(CAP_SYS_TIME) },
+        { "settimeofday", CAP(CAP_SYS_TIME) },
+        { "stime", CAP(CAP_SYS_TIME) },
+        { "adjtimex", CAP(CAP_SYS_TIME) },
+        { "create_module", CAP(CAP_SYS_MODULE) },
+        { "delete_module", CAP(CAP_SYS_MODULE) },
+        { "finit_module", CAP(CAP_SYS_MODULE) },
+        { "init_module", CAP(CAP_SYS_MODULE) },
+        { "get_kernel_syms", 0 },
+        { "query_module", 0 },
+        { "get_mempolicy", CAP(CAP_SYS_NICE) },
+        { "mbind", CAP(CAP_SYS_NICE) },
+        { "set_mempolicy", CAP(CAP_SYS_NICE) },
+        { "move_pages", CAP(CAP_SYS_NICE) },
+        { "ioperm", CAP(CAP_SYS_RAWIO) },
+        { "iopl", CAP(CAP_SYS_RAWIO) },
+        { "kcmp", CAP(CAP_SYS_PTRACE) },
+        { "process_vm_readv", CAP(CAP_SYS_PTRACE) },
+        { "process_vm_writev", CAP(CAP_SYS_PTRACE) },
+        { "kexec_file_load", CAP(CAP_SYS_BOOT) },
+        { "kexec_load", CAP(CAP_SYS_BOOT) },
+        { "reboot", CAP(CAP_SYS_BOOT) },
+        { "keyctl", 0 },
+        { "request_key", 0 },
+        { "lookup_dcookie", CAP(CAP_SYS_ADMIN) },
+        { "mount", CAP(CAP_SYS_ADMIN) },
+        { "umount", CAP(CAP_SYS_ADMIN) },
+        { "umount2", CAP(CAP_SYS_ADMIN) },
+        { "pivot_root", CAP(CAP_SYS_ADMIN) },
+        { "fsopen", CAP(CAP_SYS_ADMIN) },
+        { "fsconfig", CAP(CAP_SYS_ADMIN) },
+        { "fsmount", CAP(CAP_SYS_ADMIN) },
+        { "fspick", CAP(CAP_SYS_ADMIN) },
+        { "move_mount", CAP(CAP_SYS_ADMIN) },
+        { "open_tree", CAP(CAP_SYS_ADMIN) },
+        { "mount_setattr", CAP(CAP_SYS_ADMIN) },
+        { "quotactl", CAP(CAP_SYS_ADMIN) },
+        { "quotactl_fd", CAP(CAP_SYS_ADMIN) },
+        { "setns", CAP(CAP_SYS_ADMIN) },
+        { "unshare", CAP(CAP_SYS_ADMIN) },
+        { "swapon", CAP(CAP_SYS_ADMIN) },
+        { "swapoff", CAP(CAP_SYS_ADMIN) },
+        { "sethostname", CAP(CAP_SYS_ADMIN) },
+        { "setdomainname", CAP(CAP_SYS_ADMIN) },
+        { "name_to_handle_at", CAP(CAP_SYS_ADMIN) },
+        { "open_by_handle_at", CAP(CAP_DAC_READ_SEARCH) },
+        { "perf_event_open", CAP(CAP_SYS_ADMIN) | CAP(CAP_PERFMON) },
+        { "fanotify_init", CAP(CAP_SYS_ADMIN) },
+        { "nfsservctl", 0 },
+        { "sysfs", 0 },
+        { "_sysctl", 0 },
+        { "syslog", CAP(CAP_SYSLOG) },
+        { "uselib", 0 },
+        { "userfaultfd", CAP(CAP_SYS_PTRACE) },
+        { "ustat", 0 },
+        { "vm86", 0 },
+        { "vm86old", 0 },
+        { "vhangup", CAP(CAP_SYS_TTY_CONFIG) },
+};
+
+static void ctx_release(scmp_filter_ctx *c)
+{
+        if (*c)
+                seccomp_release(*c);
+}
+
+int secprofile_apply_default(uint64_t caps)
+{
+        _cleanup_(ctx_release) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx)
+                return -ENOMEM;
+        int r;
+#if defined(__x86_64__)
+        /* 32-bit and x32 binaries make syscalls through other ABIs: filter those too. */
+        if ((r = seccomp_arch_add(ctx, SCMP_ARCH_X86)) < 0 && r != -EEXIST)
+                return r;
+        if ((r = seccomp_arch_add(ctx, SCMP_ARCH_X32)) < 0 && r != -EEXIST)
+                return r;
+#elif defined(__aarch64__)
+        if ((r = seccomp_arch_add(ctx, SCMP_ARCH_ARM)) < 0 && r != -EEXIST)
+                return r;
+#endif
+        for (size_t i = 0; i < ARRAY_SIZE(denied); i++) {
+                if (denied[i].unless & caps)
+                        continue;
+                int nr = seccomp_syscall_resolve_name(denied[i].name);
+                if (nr == __NR_SCMP_ERROR)
+                        continue; /* not on this architecture */
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+                if (r < 0 && r != -EEXIST && r != -EDOM)
+                        return r;
+        }
+        if (!(caps & CAP(CAP_SYS_ADMIN))) {
+                /* clone may not create namespaces: one rule per flag (rules are OR'ed) */
+                static const uint64_t flags[] = { CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,    CLONE_NEWUSER,
+                                                  CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP, 0x00000080 };
+                for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                                             SCMP_A0(SCMP_CMP_MASKED_EQ, flags[i], flags[i]));
+                        if (r < 0)
+                                return r;
+                }
+                /* clone3 takes its flags in a struct seccomp cannot read: ENOSYS makes libcs
+                 * fall back to clone, which is filtered */
+                int nr = seccomp_syscall_resolve_name("clone3");
+                if (nr != __NR_SCMP_ERROR) {
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+                        if (r < 0 && r != -EDOM)
+                                return r;
+                }
+        }
+        return seccomp_load(ctx);
+}

@@ -1,0 +1,195 @@
+#!/bin/bash
+# Container views on a real mount: every write operation and its error codes, as root and as
+# another user; the upper dir read back by the kernel's own overlayfs (same tree); persistence
+# across umount and across a daemon killed with SIGKILL; concurrent writers and readers; a
+# symlink-swap race that must not make the daemon touch anything outside the upper dir.
+. "$(dirname "$0")/lib.sh"
+require_root
+
+DRIVER=${FUSE_DRIVER:-$(dirname "$CTFS")/../tests/fuse-driver}
+[[ -x $DRIVER ]] || skip_all "no fuse-driver at $DRIVER"
+fmount() { ctfs mount "$@"; }
+fumount() { ctfs umount "$@"; }
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+chmod 0711 "$TMP"
+MNT=$TMP/mnt
+
+read -r image_id cid < <("$DRIVER" mkstore "$CTFS_ROOT") || bail_out "cannot make the fixture store"
+upper=$CTFS_ROOT/containers/$cid/upper
+t_ok "mount" fmount "$MNT"
+img=$MNT/images/localhost/test:v1
+C=$MNT/containers/$cid
+t_is "containers/web is a symlink to the id" "$(readlink "$MNT/containers/web")" "$cid"
+t_ok "the container shows the image" "$TREECMP" --no-root "$img" "$C"
+
+# errno NAME CMD...: CMD fails and its message names the error.
+errno_is() {
+	local want=$1
+	shift
+	t_fail "$* fails with $want" "$@"
+	t_like "  ($want)" "$(cat "$T_OUT")" "$want"
+}
+# py CODE: a small python program (for calls the shell has no tool for)
+py() { python3 -c "$@"; }
+
+# --- writes ----------------------------------------------------------------------------------
+t_ok "create and write" sh -c "echo hello > '$C/etc/new'"
+t_is "read back" "$(cat "$C/etc/new")" hello
+t_ok "append (O_APPEND)" sh -c "echo more >> '$C/etc/new'"
+t_is "appended" "$(cat "$C/etc/new")" $'hello\nmore'
+errno_is "File exists" py "import os; os.open('$C/etc/new', os.O_WRONLY | os.O_CREAT | os.O_EXCL)"
+t_ok "O_TRUNC of an image file" sh -c "echo short > '$C/etc/passwd'"
+t_is "truncated and rewritten" "$(cat "$C/etc/passwd")" short
+t_ok "truncate -s" truncate -s 3 "$C/etc/new"
+t_is "truncated" "$(cat "$C/etc/new")" hel
+t_ok "fallocate" fallocate -l 1M "$C/etc/new"
+t_is "fallocated size" "$(stat -c %s "$C/etc/new")" 1048576
+t_ok "unlink an image file" rm "$C/bin/su"
+errno_is "No such file" stat "$C/bin/su"
+t_ok "mkdir -p" mkdir -p "$C/a/b/c"
+t_ok "rmdir" rmdir "$C/a/b/c"
+errno_is "not empty" rmdir "$C/etc"
+errno_is "Not a directory" rmdir "$C/bin/sh"
+errno_is "File exists" mkdir "$C/etc"
+errno_is "Is a directory" sh -c "echo x > '$C/etc'"
+errno_is "Not a directory" ls "$C/bin/sh/x"
+t_ok "rename a file" mv "$C/etc/new" "$C/etc/new2"
+t_ok "rename an image dir (never EXDEV)" py "import os; os.rename('$C/opt/app', '$C/app-moved')"
+t_is "its contents moved" "$(cat "$C/app-moved/conf")" conf=1
+errno_is "No such file" stat "$C/opt/app"
+t_ok "rename an image dir over an empty image dir" sh -c "rmdir '$C/tmp' && mkdir '$C/tmp' && rmdir '$C/tmp' && mv '$C/usr/lib' '$C/tmp'"
+t_is "moved" "$(readlink "$C/tmp/libx.so")" libx.so.1
+cat >"$TMP/renameat2.py" <<'EOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+flags = {"noreplace": 1, "exchange": 2}[sys.argv[1]]
+if libc.renameat2(-100, sys.argv[2].encode(), -100, sys.argv[3].encode(), flags) != 0:
+    print(os.strerror(ctypes.get_errno()))
+    sys.exit(1)
+EOF
+renameat2() { python3 "$TMP/renameat2.py" "$@"; }
+errno_is "File exists" renameat2 noreplace "$C/etc/new2" "$C/etc/passwd"
+t_ok "RENAME_EXCHANGE of an image dir and an upper dir" renameat2 exchange "$C/deep" "$C/a"
+t_ok "  exchanged" test -e "$C/a/a/b/c/leaf" -a -d "$C/deep/b"
+t_ok "link to an image file" ln "$C/data/hl1" "$C/data/hl9"
+t_is "  the whole set: one inode, nlink 4" "$(stat -c '%i %h' "$C/data/hl1" "$C/data/sub/hl2" "$C/data/hl3" "$C/data/hl9" | sort -u | wc -l) $(stat -c %h "$C/data/hl9")" "1 4"
+t_ok "write through a link" sh -c "echo changed > '$C/data/hl9'"
+t_is "  seen through the others" "$(cat "$C/data/hl1" "$C/data/sub/hl2")" $'changed\nchanged'
+t_ok "symlink" ln -s ../etc/passwd "$C/bin/pw"
+t_is "  target" "$(readlink "$C/bin/pw")" ../etc/passwd
+t_ok "mkfifo" mkfifo "$C/fifo"
+t_ok "mknod" mknod "$C/dev/tty9" c 4 9
+t_is "  device numbers" "$(stat -c '%F %t %T' "$C/dev/tty9")" "character special file 4 9"
+t_ok "chmod (setuid)" chmod 4711 "$C/bin/sh"
+t_is "  mode" "$(stat -c %a "$C/bin/sh")" 4711
+t_ok "security.capability of an image file" getfattr -n security.capability "$C/usr/bin/ping"
+t_ok "chown" chown 12:34 "$C/usr/bin/ping"
+t_is "  owner" "$(stat -c %u:%g "$C/usr/bin/ping")" 12:34
+t_ok "utimens" py "import os; os.utime('$C/data/big', (1234567890, 1234567890), follow_symlinks=False)"
+t_is "  mtime" "$(stat -c %Y "$C/data/big")" 1234567890
+t_ok "  no data copied for a metadata change" test "$(stat -c %b "$upper/data/big")" -lt 64
+t_ok "setxattr" setfattr -n user.k -v v "$C/etc/new2"
+t_is "  getxattr" "$(getfattr --only-values -n user.k "$C/etc/new2")" v
+t_ok "removexattr" setfattr -x user.k "$C/etc/new2"
+t_ok "fsync" py "import os; fd = os.open('$C/etc/new2', os.O_RDWR); os.write(fd, b'x'); os.fsync(fd); os.close(fd)"
+t_ok "statfs" stat -f "$C"
+t_ok "shared writable mmap" py "
+import mmap, os
+fd = os.open('$C/etc/mm', os.O_RDWR | os.O_CREAT, 0o644); os.ftruncate(fd, 4096)
+m = mmap.mmap(fd, 4096, mmap.MAP_SHARED); m[0:5] = b'mmap!'; m.flush(); m.close(); os.close(fd)"
+t_is "  visible to read(2)" "$(head -c 5 "$C/etc/mm")" 'mmap!'
+t_ok "a file named .wh.sh is ordinary" sh -c "echo x > '$C/bin/.wh.sh' && test -f '$C/bin/sh'"
+
+# --- another user ----------------------------------------------------------------------------
+errno_is "Permission denied" nobody sh -c "echo x > '$C/etc/nobody'"
+errno_is "Permission denied" nobody cat "$C/home/user/notes"
+errno_is "Permission denied" nobody mkdir "$C/bin/x"
+errno_is "Operation not permitted" nobody chmod 777 "$C/etc/new2"
+t_ok "root makes a sticky dir" sh -c "mkdir -m 1777 '$C/shared' && echo root > '$C/shared/rootfile'"
+t_ok "another user creates in it" nobody sh -c "echo x > '$C/shared/nobodyfile'"
+t_is "  owned by that user" "$(stat -c %u:%g "$C/shared/nobodyfile")" 65534:65534
+errno_is "Operation not permitted" nobody rm -f "$C/shared/rootfile"
+
+# --- the kernel's overlayfs reads the same tree from the upper dir ---------------------------
+cp -a "$upper" "$TMP/upper-copy"
+mkdir -p "$TMP/ovl-work" "$TMP/ovl"
+lower=${img//:/\\:}
+if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$TMP/upper-copy,workdir=$TMP/ovl-work,redirect_dir=on,metacopy=on" "$TMP/ovl" 2>"$T_OUT"; then
+	ok "kernel overlayfs mounts the image view + a copy of the upper dir"
+	t_ok "kernel overlayfs shows the same tree as the container view" "$TREECMP" "$TMP/ovl" "$C"
+	umount "$TMP/ovl"
+else
+	not_ok "kernel overlayfs mounts the image view + a copy of the upper dir"
+	diag_file "$T_OUT"
+fi
+
+# --- persistence -----------------------------------------------------------------------------
+find "$C" -printf '%p %y %m %U %G %s\n' 2>/dev/null | sort >"$TMP/before"
+t_ok "umount" fumount
+t_ok "mount again" fmount "$MNT"
+find "$C" -printf '%p %y %m %U %G %s\n' 2>/dev/null | sort >"$TMP/after"
+t_ok "everything is as it was after a remount" diff "$TMP/before" "$TMP/after"
+t_ok "write and fsync a file" py "import os; fd = os.open('$C/durable', os.O_WRONLY | os.O_CREAT, 0o644); os.write(fd, b'durable'); os.fsync(fd); os.close(fd)"
+kill -9 "$(jq -r .pid "$CTFS_ROOT/mount.json")"
+sleep 0.3
+t_ok "mount again after SIGKILL of the daemon" fmount "$MNT"
+t_is "the fsync'd file is there" "$(cat "$C/durable")" durable
+t_ok "and the rest too" diff "$TMP/before" <(find "$C" -printf '%p %y %m %U %G %s\n' 2>/dev/null | grep -v "^$C/durable " | sort)
+
+# --- concurrency -----------------------------------------------------------------------------
+other=$("$DRIVER" container "$CTFS_ROOT" second)
+sleep 1.1
+tar -C "$img" --xattrs --xattrs-include='*' -cf "$TMP/img.tar" .
+mkdir "$C/x1" "$C/x2"
+(tar -C "$C/x1" --xattrs --xattrs-include='*' --numeric-owner -xf "$TMP/img.tar" 2>"$TMP/tar1.err") &
+p1=$!
+(tar -C "$C/x2" --xattrs --xattrs-include='*' --numeric-owner -xf "$TMP/img.tar" 2>"$TMP/tar2.err") &
+p2=$!
+(for _ in 1 2 3 4 5; do tar -C "$MNT/containers/$other" -cf - . | sha256sum; done >"$TMP/reads") &
+p3=$!
+(for _ in 1 2 3 4 5 6 7 8; do find "$C" -xdev >/dev/null 2>&1; done) &
+p4=$!
+rc=0
+wait $p1 || rc=1
+wait $p2 || rc=1
+wait $p3 || rc=1
+wait $p4 || true
+t_is "two tar -x into one container, a find over it, and reads of another, in parallel" "$rc" 0
+((rc == 0)) || diag "$(cat "$TMP/tar1.err" "$TMP/tar2.err")"
+t_ok "the first extracted tree equals the image" "$TREECMP" --no-root "$img" "$C/x1"
+t_ok "the second too" "$TREECMP" --no-root "$img" "$C/x2"
+t_is "the other container read the same bytes each time" "$(sort -u "$TMP/reads" | wc -l)" 1
+
+# --- symlink swaps must not lead the daemon out of the upper dir -------------------------------
+canary=$TMP/canary
+mkdir -m 0700 "$canary"
+mkdir -m 1777 "$C/race"
+swapper() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		mkdir -p "$C/race/d" 2>/dev/null
+		mv -T "$C/race/d" "$C/race/old$i" 2>/dev/null
+		ln -sfn "$canary" "$C/race/d" 2>/dev/null
+		rm -f "$C/race/d" 2>/dev/null
+	done
+}
+writer() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		{ echo x >"$C/race/d/f$i"; } 2>/dev/null
+		mkdir "$C/race/d/m$i" 2>/dev/null
+		chmod 777 "$C/race/d" 2>/dev/null
+		touch "$C/race/d/t$i" 2>/dev/null
+	done
+}
+export -f swapper writer
+export C canary
+nobody bash -c swapper &
+s1=$!
+nobody bash -c writer &
+s2=$!
+wait $s1 $s2 || true
+t_is "nothing appeared in the directory the symlinks pointed to" "$(ls -A "$canary" | wc -l)" 0
+t_is "and its mode is unchanged" "$(stat -c %a "$canary")" 700
+
+t_ok "umount" fumount

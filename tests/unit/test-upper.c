@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The container upper dir logic, without a mount: merged lookups, copy-up, whiteouts, opaque
+ * dirs, redirects, metacopy, hardlink sets, and the on-disk format the kernel reads. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs-fixture.h"
+#include "tap.h"
+
+static upper *u;
+static store *s;
+static tree *t;
+static char upath[2048];
+
+static struct upper_dir D(const char *path)
+{
+        /* resolve a directory of the merged view the way the daemon caches it */
+        struct upper_dir d = { "", true, TREE_ROOT };
+        struct upper_ent e;
+        if (upper_lookup(u, NULL, NULL, &e) == 0) {
+                d.merge = e.merge;
+                d.lower = e.lower;
+        }
+        static char bufs[8][512];
+        static int k;
+        char *acc = bufs[k++ % 8];
+        acc[0] = '\0';
+        char copy[512];
+        snprintf(copy, sizeof(copy), "%s", path);
+        char *save = NULL;
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                struct upper_dir cur = d;
+                cur.path = acc;
+                if (upper_lookup(u, &cur, c, &e) < 0) {
+                        d.merge = false;
+                        break;
+                }
+                if (*acc)
+                        strcat(acc, "/");
+                strcat(acc, c);
+                d.merge = e.merge;
+                d.lower = e.lower;
+        }
+        d.path = acc;
+        return d;
+}
+
+static int ulstat(const char *rel, struct stat *st)
+{
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", upath, rel);
+        return lstat(p, st);
+}
+
+static ssize_t ugetx(const char *rel, const char *name, char *buf, size_t n)
+{
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", upath, rel);
+        ssize_t r = lgetxattr(p, name, buf, n);
+        if (r >= 0 && (size_t)r < n)
+                buf[r] = '\0';
+        return r;
+}
+
+static bool is_wh(const char *rel)
+{
+        struct stat st;
+        return ulstat(rel, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+        struct upper_dir d = D(dir);
+        struct upper_ent e;
+        return upper_lookup(u, &d, name, &e) == 0;
+}
+
+static char *read_all(const char *dir, const char *name, bool *lower)
+{
+        struct upper_dir d = D(dir);
+        int fd;
+        bool lw;
+        if (upper_open_file(u, &d, name, O_RDONLY, &fd, &lw) < 0)
+                return NULL;
+        if (lower)
+                *lower = lw;
+        size_t cap = 1 << 16, len = 0;
+        char *buf = xmalloc(cap + 1);
+        for (;;) {
+                if (len == cap)
+                        buf = xrealloc(buf, (cap *= 2) + 1);
+                ssize_t n = pread(fd, buf + len, cap - len, (off_t)len);
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+        }
+        buf[len] = '\0';
+        close(fd);
+        return buf;
+}
+
+static bool listed(const char *dir, const char *name)
+{
+        struct upper_dir d = D(dir);
+        struct upper_dirent *e;
+        size_t n;
+        if (upper_readdir(u, &d, &e, &n) < 0)
+                return false;
+        bool found = false;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(e[i].name, name) == 0)
+                        found = true;
+        upper_dirents_free(e, n);
+        return found;
+}
+
+int main(void)
+{
+        if (geteuid() != 0) {
+                printf("1..0 # SKIP needs root (trusted.* xattrs, chown, mknod)\n");
+                return 0;
+        }
+        char tmpl[] = "/var/tmp/ctfs-test-upper-XXXXXX";
+        if (!mkdtemp(tmpl))
+                return 1;
+        char root[512];
+        snprintf(root, sizeof(root), "%s/root", tmpl);
+        char id[DIGEST_HEX_LEN + 1], cid[DIGEST_HEX_LEN + 1];
+        int r = fx_store(root, id, cid);
+        ok(r == 0, "fixture store (%s)", strerror(-r));
+        r = store_open(root, &s);
+        ok(r == 0, "open store");
+        r = store_image_open_tree(s, id, &t);
+        ok(r == 0, "open image tree");
+        snprintf(upath, sizeof(upath), "%s/containers/%s/upper", root, cid);
+        r = upper_open(s, t, upath, &u);
+        ok(r == 0, "upper_open (%s)", strerror(-r));
+        struct upper_ent e;
+        struct upper_dir d;
+
+        /* the root: its attributes are the image root's, it merges the lower */
+        r = upper_lookup(u, NULL, NULL, &e);
+        ok(r == 0 && e.in_upper && e.merge && (e.st.st_mode & 07777) == 0755 && e.st.st_mtim.tv_sec == 1600000000,
+           "root is the upper dir, merged, with the image root's attributes");
+
+        /* lookups of lower entries */
+        d = D("bin");
+        r = upper_lookup(u, &d, "su", &e);
+        ok(r == 0 && !e.in_upper && e.st.st_mode == (S_IFREG | 04755) && e.st.st_size == 9,
+           "lower setuid file: mode and size");
+        d = D("data");
+        r = upper_lookup(u, &d, "hl1", &e);
+        ok(r == 0 && e.st.st_nlink == 3, "lower hardlink set: nlink 3");
+        ok(exists("", "bin") && !exists("", "nope"), "lookup of present and absent names");
+        ok(listed("", "etc") && listed("usr/lib", "libx.so"), "readdir lists lower entries");
+        {
+                d = D("usr/lib");
+                char *target = NULL;
+                r = upper_readlink(u, &d, "libx.so", &target);
+                ok(r == 0 && target && strcmp(target, "libx.so.1") == 0, "readlink of a lower symlink");
+                free(target);
+        }
+
+        /* read-only open of a lower file serves the object, copies nothing */
+        {
+                bool lower = false;
+                char *data = read_all("etc", "passwd", &lower);
+                ok(data && strncmp(data, "root:x:0:0", 10) == 0 && lower, "read of a lower file comes from the object");
+                free(data);
+                struct stat st;
+                ok(ulstat("etc", &st) < 0, "nothing was copied up by reading");
+        }
+
+        /* create in a lower dir copies the parent up, keeping its attributes */
+        {
+                int fd;
+                d = D("etc");
+                r = upper_create(u, &d, "new.conf", 0640, 1000, 1001, O_RDWR, &fd, &e);
+                ok(r == 0 && e.in_upper && e.st.st_uid == 1000 && e.st.st_gid == 1001 &&
+                           (e.st.st_mode & 07777) == 0640,
+                   "create: owner and mode (%s)", strerror(-r));
+                if (r == 0) {
+                        ok(write(fd, "x=1\n", 4) == 4, "write to the created file");
+                        close(fd);
+                }
+                struct stat st;
+                ok(ulstat("etc", &st) == 0 && S_ISDIR(st.st_mode) && st.st_mtim.tv_sec != 1600000004,
+                   "parent copied up (mtime changed by the create)");
+                d = D("etc");
+                r = upper_create(u, &d, "new.conf", 0640, 0, 0, O_RDWR, &fd, &e);
+                ok(r == -EEXIST, "create of an existing name: EEXIST");
+                r = upper_create(u, &d, "passwd", 0640, 0, 0, O_RDWR, &fd, &e);
+                ok(r == -EEXIST, "create over a lower name: EEXIST");
+                ok(listed("etc", "passwd") && listed("etc", "new.conf"), "merged readdir: lower and upper names");
+        }
+
+        /* unlink a lower file: a whiteout */
+        {
+                d = D("etc");
+                r = upper_unlink(u, &d, "shadow");
+                ok(r == 0 && is_wh("etc/shadow"), "unlink of a lower file leaves a 0/0 char device");
+                ok(!exists("etc", "shadow") && !listed("etc", "shadow"), "whited-out name is gone");
+                r = upper_unlink(u, &d, "shadow");
+                ok(r == -ENOENT, "unlink again: ENOENT");
+                r = upper_unlink(u, &d, "new.conf");
+                struct stat st;
+                ok(r == 0 && ulstat("etc/new.conf", &st) < 0, "unlink of an upper-only file removes it, no whiteout");
+                d = D("");
+                ok(upper_unlink(u, &d, "etc") == -EISDIR, "unlink of a dir: EISDIR");
+                ok(upper_rmdir(u, &d, "etc") == -ENOTEMPTY, "rmdir of a non-empty lower dir: ENOTEMPTY");
+                d = D("bin");
+                ok(upper_rmdir(u, &d, "sh") == -ENOTDIR, "rmdir of a file: ENOTDIR");
+        }
+
+        /* a recreated file over a whiteout; a recreated dir over a whiteout is opaque */
+        {
+                int fd;
+                d = D("etc");
+                r = upper_create(u, &d, "shadow", 0600, 0, 0, O_RDWR, &fd, &e);
+                ok(r == 0 && !is_wh("etc/shadow"), "create over a whiteout replaces it");
+                if (r == 0)
+                        close(fd);
+                d = D("");
+                r = upper_rmdir(u, &d, "tmp");
+                ok(r == 0 && is_wh("tmp"), "rmdir of an empty lower dir: whiteout");
+                d = D("opt/app");
+                ok(upper_unlink(u, &d, "conf") == 0, "unlink opt/app/conf");
+                d = D("opt/app/lib");
+                ok(upper_unlink(u, &d, "mod") == 0, "unlink opt/app/lib/mod");
+                d = D("opt/app");
+                ok(upper_rmdir(u, &d, "lib") == 0, "rmdir opt/app/lib (now empty)");
+                d = D("opt");
+                ok(upper_rmdir(u, &d, "app") == 0 && is_wh("opt/app"), "rmdir opt/app: whiteouts cleared, dir whited out");
+                r = upper_mkdir(u, &d, "app", 0700, 0, 0, &e);
+                char v[8];
+                ok(r == 0 && ugetx("opt/app", "trusted.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y' && !e.merge,
+                   "mkdir over a whiteout: opaque dir");
+                ok(!exists("opt/app", "conf") && !listed("opt/app", "lib"), "opaque dir hides the lower children");
+                d = D("opt");
+                ok(upper_mkdir(u, &d, "app", 0700, 0, 0, &e) == -EEXIST, "mkdir of an existing name: EEXIST");
+        }
+
+        /* .wh.* names are ordinary files */
+        {
+                int fd;
+                d = D("bin");
+                r = upper_create(u, &d, ".wh.sh", 0644, 0, 0, O_RDWR, &fd, &e);
+                ok(r == 0, "create .wh.sh");
+                if (r == 0)
+                        close(fd);
+                ok(exists("bin", "sh") && exists("bin", ".wh.sh") && listed("bin", ".wh.sh"),
+                   ".wh.sh is an ordinary file and hides nothing");
+        }
+
+        /* metadata-only copy-up */
+        {
+                d = D("data");
+                struct upper_attr a = { .valid = UPPER_SET_MODE, .mode = 0600 };
+                r = upper_setattr(u, &d, "big", &a, &e);
+                ok(r == 0 && (e.st.st_mode & 07777) == 0600 && e.st.st_size == FX_BIG_SIZE && e.metacopy,
+                   "chmod of a big lower file: metacopy (%s)", strerror(-r));
+                struct stat st;
+                ok(ulstat("data/big", &st) == 0 && st.st_blocks < 64, "no data copied (%lld blocks)",
+                   (long long)st.st_blocks);
+                char v[256];
+                ok(ugetx("data/big", "trusted.overlay.metacopy", v, sizeof(v)) == 0, "trusted.overlay.metacopy set");
+                ok(ugetx("data/big", "trusted.overlay.redirect", v, sizeof(v)) > 0 && strcmp(v, "/data/big") == 0,
+                   "redirect names the lower file");
+                bool lower = false;
+                char *data = read_all("data", "big", &lower);
+                ok(data && lower && data[0] == 'a' && data[25] == 'z', "metacopy reads the lower data");
+                free(data);
+                d = D("usr/bin");
+                struct upper_attr m = { .valid = UPPER_SET_MODE, .mode = 0750 };
+                r = upper_setattr(u, &d, "ping", &m, &e);
+                ssize_t n = upper_getxattr(u, &d, "ping", "security.capability", v, sizeof(v));
+                ok(r == 0 && e.metacopy && n == 20, "copy-up keeps security.capability (set after the owner)");
+                struct upper_attr o = { .valid = UPPER_SET_UID | UPPER_SET_GID, .uid = 5, .gid = 6 };
+                r = upper_setattr(u, &d, "ping", &o, &e);
+                ok(r == 0 && e.st.st_uid == 5 && e.st.st_gid == 6 && e.metacopy, "chown: metacopy");
+                n = upper_getxattr(u, &d, "ping", "security.capability", v, sizeof(v));
+                ok(n == -ENODATA, "chown drops security.capability, as on a local filesystem");
+                struct upper_attr tm = { .valid = UPPER_SET_MTIME, .mtime = { 12345, 6 } };
+                d = D("bin");
+                r = upper_setattr(u, &d, "su", &tm, &e);
+                ok(r == 0 && e.st.st_mtim.tv_sec == 12345 && e.st.st_mode == (S_IFREG | 04755),
+                   "utimens: setuid kept, mtime set");
+                d = D("usr/lib");
+                r = upper_setxattr(u, &d, "libx.so.1", "user.x", "1", 1, 0);
+                ok(r == 0, "setxattr on a lower file");
+                ok(upper_getxattr(u, &d, "libx.so.1", "user.x", v, sizeof(v)) == 1, "getxattr after setxattr");
+                ok(upper_setxattr(u, &d, "libx.so.1", "trusted.overlay.opaque", "y", 1, 0) == -EPERM,
+                   "setxattr trusted.overlay.*: EPERM");
+                ssize_t ln = upper_listxattr(u, &d, "libx.so.1", v, sizeof(v));
+                bool ovl = false;
+                for (ssize_t off = 0; off < ln; off += (ssize_t)strlen(v + off) + 1)
+                        if (strncmp(v + off, "trusted.overlay.", 16) == 0)
+                                ovl = true;
+                ok(ln > 0 && !ovl, "listxattr hides trusted.overlay.*");
+        }
+
+        /* data copy-up on open for write; metacopy becomes a full copy in place */
+        {
+                d = D("data");
+                int fd;
+                bool lower;
+                r = upper_open_file(u, &d, "big", O_RDWR, &fd, &lower);
+                ok(r == 0 && !lower, "open for write of a metacopy");
+                char v[8];
+                ok(ugetx("data/big", "trusted.overlay.metacopy", v, sizeof(v)) < 0, "metacopy marker removed");
+                if (r == 0) {
+                        char buf[4];
+                        ok(pread(fd, buf, 4, FX_BIG_SIZE - 4096) == 4 && buf[0] == 'A' + (FX_BIG_SIZE - 4096) % 26,
+                           "data copied (tail)");
+                        ok(pread(fd, buf, 4, 1 << 20) == 4 && buf[0] == 0, "hole reads as zeros");
+                        close(fd);
+                }
+                struct stat st;
+                ok(ulstat("data/big", &st) == 0 && st.st_blocks < 1024, "holes stayed holes (%lld blocks)",
+                   (long long)st.st_blocks);
+                d = D("etc");
+                r = upper_open_file(u, &d, "passwd", O_WRONLY | O_TRUNC, &fd, &lower);
+                ok(r == 0 && !lower, "open O_TRUNC of a lower file");
+                if (r == 0)
+                        close(fd);
+                ok(ulstat("etc/passwd", &st) == 0 && st.st_size == 0, "truncated copy");
+                char v2[16];
+                ok(upper_getxattr(u, &d, "passwd", "user.comment", v2, sizeof(v2)) == 5, "xattrs came along");
+                d = D("bin");
+                struct upper_attr a = { .valid = UPPER_SET_SIZE, .size = 4 };
+                r = upper_setattr(u, &d, "sh", &a, &e);
+                char *data = read_all("bin", "sh", NULL);
+                ok(r == 0 && e.st.st_size == 4 && data && strcmp(data, "#!/b") == 0, "truncate to 4 copies 4 bytes");
+                free(data);
+        }
+
+        /* hardlinks: link to an image file keeps the set whole */
+        {
+                d = D("data");
+                struct upper_dir dd = D("data");
+                r = upper_link(u, &d, "hl1", &dd, "hl4", &e);
+                ok(r == 0 && e.st.st_nlink == 4, "link to a lower hardlinked file: nlink 4 (%s, %d)", strerror(-r),
+                   (int)e.st.st_nlink);
+                struct stat a1, a2, a3, a4;
+                ok(ulstat("data/hl1", &a1) == 0 && ulstat("data/sub/hl2", &a2) == 0 && ulstat("data/hl3", &a3) == 0 &&
+                           ulstat("data/hl4", &a4) == 0 && a1.st_ino == a2.st_ino && a2.st_ino == a3.st_ino &&
+                           a3.st_ino == a4.st_ino,
+                   "every name of the set is one upper inode");
+                int fd;
+                bool lower;
+                d = D("data/sub");
+                r = upper_open_file(u, &d, "hl2", O_WRONLY, &fd, &lower);
+                if (r == 0) {
+                        ok(pwrite(fd, "CHANGED", 7, 0) == 7, "write through one name");
+                        close(fd);
+                }
+                char *data = read_all("data", "hl3", NULL);
+                ok(data && strncmp(data, "CHANGED", 7) == 0, "seen through another name");
+                free(data);
+                d = D("usr/lib");
+                dd = D("");
+                r = upper_link(u, &d, "libx.so.1", &dd, "libx-link", &e);
+                ok(r == 0 && e.st.st_nlink == 2, "link to a lower single file");
+                d = D("");
+                ok(upper_link(u, &d, "etc", &dd, "etc2", &e) == -EPERM, "link to a dir: EPERM");
+        }
+
+        /* rename */
+        {
+                d = D("deep/a");
+                struct upper_dir dd = D("");
+                r = upper_rename(u, &d, "b", &dd, "moved", 0);
+                ok(r == 0, "rename an image dir to another parent (%s)", strerror(-r));
+                char v[256];
+                ok(ugetx("moved", "trusted.overlay.redirect", v, sizeof(v)) > 0 && strcmp(v, "/deep/a/b") == 0,
+                   "redirect to its lower path");
+                ok(is_wh("deep/a/b"), "whiteout at the old name");
+                ok(exists("moved/c", "leaf") && !exists("deep/a", "b"), "children follow; old name gone");
+                char *data = read_all("moved/c", "leaf", NULL);
+                ok(data && strcmp(data, "leaf\n") == 0, "contents under the moved dir");
+                free(data);
+                d = D("deep/a");
+                dd = D("deep/a");
+                r = upper_rename(u, &d, "sibling", &dd, "sib2", 0);
+                ok(r == 0 && !exists("deep/a", "sibling"), "rename a lower file");
+                data = read_all("deep/a", "sib2", NULL);
+                ok(data && strcmp(data, "sib\n") == 0, "moved file keeps its data (metacopy)");
+                free(data);
+                d = D("");
+                dd = D("");
+                ok(upper_rename(u, &d, "bin", &dd, "usr", RENAME_NOREPLACE) == -EEXIST, "RENAME_NOREPLACE: EEXIST");
+                ok(upper_rename(u, &d, "bin", &dd, "usr", 0) == -ENOTEMPTY, "rename over a non-empty dir: ENOTEMPTY");
+                ok(upper_rename(u, &d, "bin", &dd, "libx-link", 0) == -ENOTDIR, "dir over a file: ENOTDIR");
+                ok(upper_rename(u, &d, "libx-link", &dd, "bin", 0) == -EISDIR, "file over a dir: EISDIR");
+                ok(upper_rename(u, &d, "nothing", &dd, "x", 0) == -ENOENT, "rename of a missing name: ENOENT");
+                r = upper_rename(u, &d, "bin", &dd, "usr", RENAME_EXCHANGE);
+                ok(r == 0 && exists("usr", "sh") && exists("bin", "lib"), "RENAME_EXCHANGE of two image dirs");
+                r = upper_rename(u, &d, "bin", &dd, "usr", RENAME_EXCHANGE);
+                ok(r == 0 && exists("bin", "sh") && exists("usr", "lib"), "and back");
+                /* rename a pure upper dir over an empty lower dir: must hide the lower */
+                r = upper_mkdir(u, &d, "fresh", 0755, 0, 0, &e);
+                ok(r == 0, "mkdir fresh");
+                struct upper_dir hd = D("home/user");
+                ok(upper_unlink(u, &hd, "notes") == 0, "empty home/user");
+                hd = D("home");
+                r = upper_rename(u, &d, "fresh", &hd, "user", 0);
+                ok(r == 0 && !exists("home/user", "notes"), "upper dir over an empty lower dir (%s)", strerror(-r));
+                ok(is_wh("fresh") == false && !exists("", "fresh"), "source name gone without a whiteout");
+                /* a file over a lower file, then the lower name reads the moved data */
+                d = D("usr/lib");
+                dd = D("etc");
+                r = upper_rename(u, &d, "libx.so.1", &dd, "passwd", 0);
+                data = read_all("etc", "passwd", NULL);
+                ok(r == 0 && data && strcmp(data, "ELF-ish") == 0, "file over a lower file");
+                free(data);
+                ok(is_wh("usr/lib/libx.so.1"), "and a whiteout where it was");
+        }
+
+        /* special files */
+        {
+                d = D("dev");
+                ok(upper_mknod(u, &d, "zero", S_IFCHR | 0666, makedev(0, 0), 0, 0, &e) == -EPERM,
+                   "mknod 0/0 char device: EPERM (would be a whiteout)");
+                r = upper_mknod(u, &d, "ttyX", S_IFCHR | 0620, makedev(4, 1), 0, 5, &e);
+                ok(r == 0 && S_ISCHR(e.st.st_mode) && e.st.st_rdev == makedev(4, 1) && e.st.st_gid == 5,
+                   "mknod char device");
+                r = upper_mknod(u, &d, "pipe", S_IFIFO | 0600, 0, 0, 0, &e);
+                ok(r == 0 && S_ISFIFO(e.st.st_mode), "mkfifo");
+                r = upper_symlink(u, &d, "link", "/nonexistent/../etc", 0, 0, &e);
+                ok(r == 0 && S_ISLNK(e.st.st_mode), "symlink");
+                struct upper_attr a = { .valid = UPPER_SET_MODE, .mode = 0600 };
+                ok(upper_setattr(u, &d, "link", &a, &e) == -EOPNOTSUPP, "chmod of a symlink: EOPNOTSUPP");
+                struct upper_attr o = { .valid = UPPER_SET_UID, .uid = 7 };
+                r = upper_setattr(u, &d, "null", &o, &e);
+                ok(r == 0 && e.st.st_uid == 7 && e.st.st_rdev == makedev(1, 3), "chown of a lower device copies it up");
+        }
+
+        /* nothing escapes the upper dir through a symlink planted in it */
+        {
+                char outside[1024], link[4096];
+                snprintf(outside, sizeof(outside), "%s/outside", tmpl);
+                mkdir(outside, 0755);
+                snprintf(link, sizeof(link), "%s/evil", upath);
+                symlink(outside, link);
+                struct upper_dir ed = { "evil", true, TREE_ROOT };
+                int fd;
+                r = upper_create(u, &ed, "pwned", 0644, 0, 0, O_RDWR, &fd, &e);
+                if (r == 0)
+                        close(fd);
+                char p[4096];
+                snprintf(p, sizeof(p), "%s/pwned", outside);
+                struct stat st;
+                ok(r < 0 && lstat(p, &st) < 0, "create under a symlinked upper dir fails (%s), nothing outside",
+                   strerror(-r));
+                r = upper_mkdir(u, &ed, "d", 0755, 0, 0, &e);
+                snprintf(p, sizeof(p), "%s/d", outside);
+                ok(r < 0 && lstat(p, &st) < 0, "mkdir under it fails too");
+                d = D("");
+                struct upper_attr a = { .valid = UPPER_SET_MODE, .mode = 0700 };
+                r = upper_setattr(u, &d, "evil", &a, &e);
+                ok(lstat(outside, &st) == 0 && (st.st_mode & 07777) == 0755, "chmod of the link does not reach its target");
+                unlink(link);
+        }
+
+        /* everything persists: reopen the upper and look again */
+        upper_close(u);
+        r = upper_open(s, t, upath, &u);
+        ok(r == 0 && exists("etc", "shadow") && !exists("deep/a", "b") && exists("moved/c", "leaf") &&
+                   !exists("", "tmp"),
+           "state survives reopening the upper dir");
+
+        upper_close(u);
+        tree_close(t);
+        store_close(s);
+        util_rm_rf_at(AT_FDCWD, tmpl);
+        return tap_done();
+}
