@@ -146,12 +146,13 @@ static int stage_regular(struct ingest *g, struct archive_entry *e, const char *
                 set_error(g, "layer entry %s: negative size", path);
                 return -EINVAL;
         }
-        if (size > (int64_t)1 << 30) {
+        /* Refuse before writing what cannot fit (a sparse file's holes take no space). */
+        if (size > (int64_t)1 << 20 && archive_entry_sparse_count(e) == 0) {
                 struct statvfs sv;
                 if (fstatvfs(g->workfd, &sv) == 0 && (uint64_t)size > (uint64_t)sv.f_bavail * sv.f_frsize) {
-                        set_error(g, "layer entry %s: declared size %lld exceeds the free space of the store",
-                                  path, (long long)size);
-                        return -EFBIG;
+                        set_error(g, "layer entry %s: no space left on device (%lld bytes, more than the store's "
+                                  "free space)", path, (long long)size);
+                        return -ENOSPC;
                 }
         }
         /* A named temp file in the work directory, renamed to its digest: O_TMPFILE + linkat
