@@ -79,6 +79,7 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         _cleanup_free_ char *os = NULL, *arch = NULL, *variant = NULL, *user = NULL;
         const char *creds = NULL;
         int o;
+        opterr = 0; /* the one-line usage error replaces getopt's own message */
         while ((o = getopt_long(argc, argv, "q", opts, NULL)) >= 0)
                 switch (o) {
                 case 'q':
@@ -163,6 +164,7 @@ int cmd_load(struct cli *c, int argc, char **argv)
                                               { "quiet", no_argument, NULL, 'q' }, {} };
         const char *input = NULL;
         int o;
+        opterr = 0; /* the one-line usage error replaces getopt's own message */
         while ((o = getopt_long(argc, argv, "i:q", opts, NULL)) >= 0)
                 if (o == 'i')
                         input = optarg;
@@ -228,6 +230,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
         };
         bool quiet = false, digests = false, json = false, notrunc = false;
         int o;
+        opterr = 0; /* the one-line usage error replaces getopt's own message */
         while ((o = getopt_long(argc, argv, "qa", opts, NULL)) >= 0) {
                 switch (o) {
                 case 'q':
@@ -341,6 +344,7 @@ int cmd_rmi(struct cli *c, int argc, char **argv)
         static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, {} };
         bool force = false;
         int o;
+        opterr = 0; /* the one-line usage error replaces getopt's own message */
         while ((o = getopt_long(argc, argv, "f", opts, NULL)) >= 0)
                 if (o == 'f')
                         force = true;
@@ -406,7 +410,6 @@ static json_object *inspect_one(store *s, const char *id)
                 return NULL;
         }
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "Id", json_object_new_string(xasprintf("sha256:%s", id) ? "" : ""));
         char idstr[DIGEST_STR_LEN + 8];
         snprintf(idstr, sizeof(idstr), "sha256:%s", id);
         json_object_object_add(o, "Id", json_object_new_string(idstr));
@@ -513,6 +516,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
         static const struct option opts[] = { { "output", required_argument, NULL, 'o' }, {} };
         const char *output = NULL;
         int o;
+        opterr = 0; /* the one-line usage error replaces getopt's own message */
         while ((o = getopt_long(argc, argv, "o:", opts, NULL)) >= 0)
                 if (o == 'o')
                         output = optarg;

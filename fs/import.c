@@ -653,15 +653,11 @@ static int import_docker_dir(store *s, int dirfd, const char *want, struct impor
 static int unpack_to_work(store *s, int fd, char **ret_work, int *ret_dirfd, char **ret_error)
 {
         _cleanup_free_ char *work = NULL;
-        int r = store_mkdtemp(s, &work);
+        int dirfd;
+        /* Locked for as long as dirfd is open: a concurrent prune leaves it alone. */
+        int r = store_mkdtemp_locked(s, &work, &dirfd);
         if (r < 0) {
                 *ret_error = errf("make work directory: %s", strerror(-r));
-                return r;
-        }
-        int dirfd = openat(store_dirfd(s), work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd < 0) {
-                r = -errno;
-                util_rm_rf_at(store_dirfd(s), work);
                 return r;
         }
         r = extract_archive(fd, dirfd, ret_error);
@@ -705,8 +701,8 @@ int import_pull(store *s, const struct reference *ref, struct import_result *ret
                         r = import_oci_dir(s, dirfd, ref->name, base, false, &res, ret_error);
                 } else
                         r = import_docker_dir(s, dirfd, ref->name, &res, ret_error);
-                close(dirfd);
                 util_rm_rf_at(store_dirfd(s), work);
+                close(dirfd);
         } else {
                 *ret_error = errf("not a local transport");
                 return -EINVAL;
@@ -735,8 +731,8 @@ int import_load(store *s, int fd, struct import_result *ret, char **ret_error)
                 *ret_error = errf("load: the archive is neither a docker archive nor an OCI archive");
                 r = -EINVAL;
         }
-        close(dirfd);
         util_rm_rf_at(store_dirfd(s), work);
+        close(dirfd);
         if (r < 0) {
                 import_result_free(&res);
                 return r;

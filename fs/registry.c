@@ -997,7 +997,8 @@ static int fetch_token(struct reg *g, CURL *h, const char *scope, char **ret_tok
                 /* a little early, so a token does not expire in flight */
                 g->tokens[g->n_tokens++] = (struct token){ .scope = xstrdup(scope ? scope : ""),
                                                            .value = xstrdup(t),
-                                                           .expires = time(NULL) + (time_t)expires_in - 5 };
+                                                           .expires = time(NULL) + (time_t)expires_in -
+                                                                      (expires_in > 10 ? 5 : 0) };
                 pthread_mutex_unlock(&g->lock);
                 *ret_token = xstrdup(t);
                 json_object_put(j);
@@ -1181,7 +1182,6 @@ static int reg_request(struct reg *g, CURL *h, const struct req *q, struct resp 
                         if (curl_retryable(rc) && ++failures < MAX_FAILURES) {
                                 if (q->on_retry)
                                         q->on_retry(q->ud);
-                                log_debug("%s: %s; retrying", q->what, curl_message(rc, errbuf));
                                 sleep_ms(g, backoff_ms(failures, NULL));
                                 free(url);
                                 url = xstrdup(start);
@@ -1222,7 +1222,6 @@ static int reg_request(struct reg *g, CURL *h, const struct req *q, struct resp 
                 if (status_retryable(status) && ++failures < MAX_FAILURES) {
                         if (q->on_retry)
                                 q->on_retry(q->ud);
-                        log_debug("%s: HTTP %ld; retrying", q->what, status);
                         sleep_ms(g, backoff_ms(failures, x.retry_after));
                         free(url);
                         url = xstrdup(start);

@@ -40,6 +40,18 @@ proxy drop
 t_ok "drop: the pull succeeds" ctfs pull "$P/img:v1"
 t_like "drop: the blob was resumed with a Range request" "$(grep '/blobs/' "$TMP/proxy.log")" 'range=bytes=[1-9][0-9]*-'
 pulled drop "$P/img:v1"
+: >"$TMP/proxy.log"
+t_ok "pull again" ctfs pull "$P/img:v1"
+t_is "pull again: only the ping and the manifest" "$(cut -d' ' -f1,2 "$TMP/proxy.log")" "GET /v2/
+GET /v2/img/manifests/v1"
+
+# ---- layers download in parallel: two layers that take 1.5 s each take 1.5 s ----
+CTFS_ROOT=$TMP/root-slow
+proxy slow
+start=$(date +%s%N)
+t_ok "slow: the pull succeeds" ctfs pull "$P/img:v1"
+ms=$((($(date +%s%N) - start) / 1000000))
+t_like "slow: both layers were downloaded at once (${ms} ms)" "$ms" '^(1[5-9][0-9][0-9]|2[0-6][0-9][0-9])$'
 
 # ---- a stalled connection: times out (CTFS_HTTP_TIMEOUT), resumes ----
 CTFS_ROOT=$TMP/root-stall

@@ -12,11 +12,13 @@ UPSTREAM is host:port of a plain-HTTP registry; MODES a comma-separated list of
   flip      every blob body is sent with one byte changed in the middle
   redirect  /v2/ wants Basic credentials (any); blob requests to 127.0.0.1 are redirected to
             localhost (another origin), where they are served without asking
+  slow      every full blob download over 4 KiB waits 1.5 s before its body
 Every request is logged to LOGFILE as "METHOD PATH host=H range=R auth=yes|no".
 The port it listens on (127.0.0.1) is written to PORTFILE.
 """
 import http.client
 import http.server
+import os
 import socket
 import sys
 import threading
@@ -116,6 +118,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
             return
+        if full_blob and "slow" in modes:
+            time.sleep(1.5)
         if full_blob and "stall" in modes and once("stall"):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -129,7 +133,5 @@ server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
 with open(portfile + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-import os  # noqa: E402
-
 os.rename(portfile + ".tmp", portfile)
 server.serve_forever()

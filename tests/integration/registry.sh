@@ -122,6 +122,7 @@ flip_byte() { # FILE: change one byte in the middle
 	size=$(stat -c %s "$f")
 	off=$((size / 2))
 	byte=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
+	# shellcheck disable=SC2059 # the format is the octal escape of the new byte
 	printf "$(printf '\\%03o' $(((byte + 1) % 256)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
 }
 cp "$(reg_blob_path "$layer")" "$TMP/layer.orig"
