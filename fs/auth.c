@@ -209,23 +209,7 @@ static int read_auth_file(const char *path, char **ret, size_t *ret_len)
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        if ((uint64_t)st.st_size > AUTH_FILE_MAX)
-                return -EFBIG;
-        char *data = xmalloc((size_t)st.st_size + 1);
-        ssize_t n = util_read_all(fd, data, (size_t)st.st_size);
-        if (n < 0) {
-                free(data);
-                return (int)n;
-        }
-        data[n] = '\0';
-        *ret = data;
-        *ret_len = (size_t)n;
-        return 0;
+        return util_read_fd(fd, AUTH_FILE_MAX, ret, ret_len);
 }
 
 static char *home_dir(void)

@@ -15,18 +15,6 @@
 #include "tree.h"
 #include "util.h"
 
-static char *errf(const char *fmt, ...) _printf_(1, 2);
-static char *errf(const char *fmt, ...)
-{
-        va_list ap;
-        char *p;
-        va_start(ap, fmt);
-        if (vasprintf(&p, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        return p;
-}
-
 /* ---- a set of digests (open addressing), for marking what is in use ---- */
 
 struct dset {
@@ -179,13 +167,13 @@ int image_commit_staged(store *s, const char *manifest, size_t manifest_len, con
         struct image_config cfg;
         int r = image_config_parse(config, config_len, &cfg);
         if (r < 0) {
-                *ret_error = errf("image config sha256:%s: invalid", id);
+                *ret_error = xasprintf("image config sha256:%s: invalid", id);
                 return r;
         }
         _cleanup_close_ int lock = store_lock(s);
         if (lock < 0) {
                 image_config_free(&cfg);
-                *ret_error = errf("lock store: %s", strerror(-lock));
+                *ret_error = xasprintf("lock store: %s", strerror(-lock));
                 return lock;
         }
         if (store_image_exists(s, id)) {
@@ -197,7 +185,7 @@ int image_commit_staged(store *s, const char *manifest, size_t manifest_len, con
                                 return r;
                 r = set_names(s, names, id);
                 if (r < 0) {
-                        *ret_error = errf("write references: %s", strerror(-r));
+                        *ret_error = xasprintf("write references: %s", strerror(-r));
                         return r;
                 }
                 memcpy(ret_id, id, sizeof(id));
@@ -218,22 +206,22 @@ int image_commit_staged(store *s, const char *manifest, size_t manifest_len, con
                 r = st ? ingest_staged_open_tree(st, &lt) : store_layer_open_tree(s, cfg.diff_ids[i], &lt);
                 if (r < 0) {
                         /* -ENOENT: the caller may stage the layer (again) and retry. */
-                        *ret_error = r == -ENOENT ? errf("layer %s is not in the store", dstr)
-                                                  : errf("open layer %s: %s", dstr, strerror(-r));
+                        *ret_error = r == -ENOENT ? xasprintf("layer %s is not in the store", dstr)
+                                                  : xasprintf("open layer %s: %s", dstr, strerror(-r));
                         goto fail;
                 }
                 r = tbuild_apply_layer(b, lt);
                 if (r < 0) {
                         /* The only name a merge looks up is a hardlink's target in the layers below. */
-                        *ret_error = r == -ENOENT ? errf("merge layer %s: a hardlink names a file the layers below do not have", dstr)
-                                                  : errf("merge layer %s: %s", dstr, strerror(-r));
+                        *ret_error = r == -ENOENT ? xasprintf("merge layer %s: a hardlink names a file the layers below do not have", dstr)
+                                                  : xasprintf("merge layer %s: %s", dstr, strerror(-r));
                         r = r == -ENOENT ? -EINVAL : r;
                         goto fail;
                 }
         }
         r = store_mkdtemp(s, &work);
         if (r < 0) {
-                *ret_error = errf("make work directory: %s", strerror(-r));
+                *ret_error = xasprintf("make work directory: %s", strerror(-r));
                 goto fail;
         }
         tpath = xasprintf("%s/tree", work);
@@ -246,7 +234,7 @@ int image_commit_staged(store *s, const char *manifest, size_t manifest_len, con
                         size = tree_content_size(t);
         }
         if (r < 0) {
-                *ret_error = errf("write image tree: %s", strerror(-r));
+                *ret_error = xasprintf("write image tree: %s", strerror(-r));
                 goto fail_work;
         }
         json_object *info = json_object_new_object();
@@ -262,7 +250,7 @@ int image_commit_staged(store *s, const char *manifest, size_t manifest_len, con
         r = util_write_file_atomic_at(dfd, ipath, text, strlen(text), 0644);
         json_object_put(info);
         if (r < 0) {
-                *ret_error = errf("write image metadata: %s", strerror(-r));
+                *ret_error = xasprintf("write image metadata: %s", strerror(-r));
                 goto fail_work;
         }
         /* Everything checked out: publish the layers this pull staged, then the image. */
@@ -277,18 +265,18 @@ int image_commit_staged(store *s, const char *manifest, size_t manifest_len, con
         if (r >= 0)
                 r = store_blob_put(s, config, config_len, config_digest);
         if (r < 0) {
-                *ret_error = errf("write image metadata: %s", strerror(-r));
+                *ret_error = xasprintf("write image metadata: %s", strerror(-r));
                 goto fail_work;
         }
         final = xasprintf("images/%s", id);
         if (renameat(dfd, work, dfd, final) < 0) {
                 r = -errno;
-                *ret_error = errf("publish image %s: %s", id, strerror(errno));
+                *ret_error = xasprintf("publish image %s: %s", id, strerror(errno));
                 goto fail_work;
         }
         r = set_names(s, names, id);
         if (r < 0) {
-                *ret_error = errf("write references: %s", strerror(-r));
+                *ret_error = xasprintf("write references: %s", strerror(-r));
                 goto fail;
         }
         json_object_put(layers);
@@ -311,7 +299,7 @@ int image_tag(store *s, const char *src, const char *dst, char **ret_error)
         char id[DIGEST_HEX_LEN + 1];
         _cleanup_free_ char *full = NULL;
         if (reference_normalize(dst, &full) < 0 || strchr(full, '@')) {
-                *ret_error = errf("tag: invalid reference format: %s", dst);
+                *ret_error = xasprintf("tag: invalid reference format: %s", dst);
                 return -EINVAL;
         }
         _cleanup_close_ int lock = store_lock(s);
@@ -319,12 +307,12 @@ int image_tag(store *s, const char *src, const char *dst, char **ret_error)
                 return lock;
         int r = store_resolve_image(s, src, id);
         if (r < 0) {
-                *ret_error = errf("tag: no such image: %s", src);
+                *ret_error = xasprintf("tag: no such image: %s", src);
                 return r;
         }
         r = store_ref_set(s, full, id);
         if (r < 0)
-                *ret_error = errf("tag: write references: %s", strerror(-r));
+                *ret_error = xasprintf("tag: write references: %s", strerror(-r));
         return r;
 }
 
@@ -351,8 +339,8 @@ int image_remove(store *s, const char *what, bool force, char ***ret_untagged, c
         char id[DIGEST_HEX_LEN + 1];
         int r = store_resolve_image(s, what, id);
         if (r < 0) {
-                *ret_error = r == -EEXIST ? errf("rmi: ambiguous image id prefix: %s", what)
-                                          : errf("rmi: no such image: %s", what);
+                *ret_error = r == -EEXIST ? xasprintf("rmi: ambiguous image id prefix: %s", what)
+                                          : xasprintf("rmi: no such image: %s", what);
                 return r;
         }
         struct store_ref *refs;
@@ -382,7 +370,7 @@ int image_remove(store *s, const char *what, bool force, char ***ret_untagged, c
                 delete_image = false;
         } else {
                 if (!by_name && n_names > 1 && !force) {
-                        *ret_error = errf("rmi: image %.12s is referenced by %zu names; untag them or use -f", id,
+                        *ret_error = xasprintf("rmi: image %.12s is referenced by %zu names; untag them or use -f", id,
                                           n_names);
                         r = -EBUSY;
                         goto out;
@@ -392,7 +380,7 @@ int image_remove(store *s, const char *what, bool force, char ***ret_untagged, c
                 if (r < 0)
                         goto out;
                 if (users && !force) {
-                        *ret_error = errf("rmi: image %.12s is used by %zu container%s; remove %s or use -f", id, users,
+                        *ret_error = xasprintf("rmi: image %.12s is used by %zu container%s; remove %s or use -f", id, users,
                                           users == 1 ? "" : "s", users == 1 ? "it" : "them");
                         r = -EBUSY;
                         goto out;
@@ -419,7 +407,7 @@ int image_remove(store *s, const char *what, bool force, char ***ret_untagged, c
                         *ret_deleted = xstrdup(id);
         }
         if (r < 0 && !*ret_error)
-                *ret_error = errf("rmi: %s: %s", what, strerror(-r));
+                *ret_error = xasprintf("rmi: %s: %s", what, strerror(-r));
 out:
         store_refs_free(refs, n_refs);
         if (r >= 0)

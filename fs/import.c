@@ -16,18 +16,6 @@
 #include "path.h"
 #include "util.h"
 
-static char *errf(const char *fmt, ...) _printf_(1, 2);
-static char *errf(const char *fmt, ...)
-{
-        va_list ap;
-        char *p;
-        va_start(ap, fmt);
-        if (vasprintf(&p, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        return p;
-}
-
 void import_result_free(struct import_result *r)
 {
         for (size_t i = 0; i < r->n_images; i++) {
@@ -64,7 +52,7 @@ static int read_blob(int dirfd, const uint8_t d[DIGEST_LEN], size_t max, char **
         size_t len;
         int r = util_read_file_at(dirfd, rel, max, &data, &len);
         if (r < 0) {
-                *ret_error = errf("read blob sha256:%s: %s", hex, strerror(-r));
+                *ret_error = xasprintf("read blob sha256:%s: %s", hex, strerror(-r));
                 return r;
         }
         uint8_t got[DIGEST_LEN];
@@ -72,7 +60,7 @@ static int read_blob(int dirfd, const uint8_t d[DIGEST_LEN], size_t max, char **
         if (memcmp(got, d, DIGEST_LEN) != 0) {
                 char g[DIGEST_HEX_LEN + 1];
                 digest_to_hex(got, g);
-                *ret_error = errf("digest mismatch for sha256:%s: expected sha256:%s, got sha256:%s", hex, hex, g);
+                *ret_error = xasprintf("digest mismatch for sha256:%s: expected sha256:%s, got sha256:%s", hex, hex, g);
                 return -EBADMSG;
         }
         *ret = TAKE_PTR(data);
@@ -86,7 +74,7 @@ int import_image(store *s, const char *manifest, size_t manifest_len, const char
         struct image_config cfg;
         int r = image_config_parse(config, config_len, &cfg);
         if (r < 0) {
-                *ret_error = errf("invalid image config");
+                *ret_error = xasprintf("invalid image config");
                 strv_free(names);
                 return r;
         }
@@ -99,7 +87,7 @@ int import_image(store *s, const char *manifest, size_t manifest_len, const char
         ingest_staged **staged = NULL;
         size_t n_staged = 0;
         if (layers->n != cfg.n_diff_ids) {
-                *ret_error = errf("image %.12s: manifest has %zu layers, config %zu", im.id, layers->n, cfg.n_diff_ids);
+                *ret_error = xasprintf("image %.12s: manifest has %zu layers, config %zu", im.id, layers->n, cfg.n_diff_ids);
                 r = -EINVAL;
                 goto out;
         }
@@ -186,7 +174,7 @@ static int local_stage(void *userdata, store *s, const size_t *which, size_t n_w
                 _cleanup_close_ int fd = openat(l->dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                 if (fd < 0) {
                         int r = -errno;
-                        *ret_error = errf("open layer %s: %s", path, strerror(errno));
+                        *ret_error = xasprintf("open layer %s: %s", path, strerror(errno));
                         return r;
                 }
                 struct ingest_result ir;
@@ -244,7 +232,7 @@ static int import_oci_one(store *s, int dirfd, const struct manifest_desc *desc,
                 struct manifest_index idx;
                 r = manifest_parse_index(mdata, mlen, &idx);
                 if (r < 0) {
-                        *ret_error = errf("invalid image index");
+                        *ret_error = xasprintf("invalid image index");
                         goto fail;
                 }
                 const char *os, *arch, *variant;
@@ -253,7 +241,7 @@ static int import_oci_one(store *s, int dirfd, const struct manifest_desc *desc,
                 r = manifest_index_pick(&idx, os, arch, variant, &k);
                 if (r < 0) {
                         offer = manifest_index_platforms(&idx);
-                        *ret_error = errf("no image for platform %s/%s in the index (it has: %s)", os, arch, offer);
+                        *ret_error = xasprintf("no image for platform %s/%s in the index (it has: %s)", os, arch, offer);
                         manifest_index_free(&idx);
                         goto fail;
                 }
@@ -264,7 +252,7 @@ static int import_oci_one(store *s, int dirfd, const struct manifest_desc *desc,
         struct manifest m;
         r = manifest_parse(mdata, mlen, &m);
         if (r < 0) {
-                *ret_error = errf("invalid image manifest");
+                *ret_error = xasprintf("invalid image manifest");
                 goto fail;
         }
         r = read_blob(dirfd, m.config.digest, IMAGE_CONFIG_MAX_SIZE, &cdata, &clen, ret_error);
@@ -305,20 +293,20 @@ static int import_oci_dir(store *s, int dirfd, const char *tag, const char *base
 {
         _cleanup_free_ char *layout = NULL;
         if (util_read_file_at(dirfd, "oci-layout", 4096, &layout, NULL) < 0) {
-                *ret_error = errf("not an OCI image layout (no oci-layout file)");
+                *ret_error = xasprintf("not an OCI image layout (no oci-layout file)");
                 return -EINVAL;
         }
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r = util_read_file_at(dirfd, "index.json", MANIFEST_MAX_SIZE, &data, &len);
         if (r < 0) {
-                *ret_error = errf("read index.json: %s", strerror(-r));
+                *ret_error = xasprintf("read index.json: %s", strerror(-r));
                 return r;
         }
         struct manifest_index idx;
         r = manifest_parse_index(data, len, &idx);
         if (r < 0) {
-                *ret_error = errf("invalid index.json");
+                *ret_error = xasprintf("invalid index.json");
                 return r;
         }
         if (all) {
@@ -335,18 +323,18 @@ static int import_oci_dir(store *s, int dirfd, const char *tag, const char *base
         if (tag) {
                 r = manifest_index_find_ref(&idx, tag, &k);
                 if (r < 0) {
-                        *ret_error = errf("no image tagged %s in the layout", tag);
+                        *ret_error = xasprintf("no image tagged %s in the layout", tag);
                         manifest_index_free(&idx);
                         return -ENOENT;
                 }
         } else if (idx.n_manifests != 1) {
-                *ret_error = errf("the layout holds %zu images: name one with :TAG", idx.n_manifests);
+                *ret_error = xasprintf("the layout holds %zu images: name one with :TAG", idx.n_manifests);
                 manifest_index_free(&idx);
                 return -EINVAL;
         }
         _cleanup_free_ char *name = oci_name(base, tag ? tag : idx.manifests[k].ref_name);
         if (!name) {
-                *ret_error = errf("cannot make an image name from %s and %s", base, tag ? tag : "latest");
+                *ret_error = xasprintf("cannot make an image name from %s and %s", base, tag ? tag : "latest");
                 manifest_index_free(&idx);
                 return -EINVAL;
         }
@@ -365,7 +353,7 @@ static int extract_archive(int fd, int dirfd, char **ret_error)
         archive_read_support_format_gnutar(a);
         int r = 0;
         if (archive_read_open_fd(a, fd, 1 << 17) != ARCHIVE_OK) {
-                *ret_error = errf("read archive: %s", archive_error_string(a));
+                *ret_error = xasprintf("read archive: %s", archive_error_string(a));
                 archive_read_free(a);
                 return -EINVAL;
         }
@@ -376,14 +364,14 @@ static int extract_archive(int fd, int dirfd, char **ret_error)
                 if (ar == ARCHIVE_EOF)
                         break;
                 if (ar < ARCHIVE_WARN) {
-                        *ret_error = errf("read archive: %s", archive_error_string(a));
+                        *ret_error = xasprintf("read archive: %s", archive_error_string(a));
                         r = -EINVAL;
                         break;
                 }
                 _cleanup_free_ char *path = NULL;
                 const char *name = archive_entry_pathname(e);
                 if (!name || path_normalize(name, &path) < 0) {
-                        *ret_error = errf("archive member %s: refusing a path with '..'", name ? name : "?");
+                        *ret_error = xasprintf("archive member %s: refusing a path with '..'", name ? name : "?");
                         r = -EINVAL;
                         break;
                 }
@@ -454,13 +442,13 @@ static int extract_archive(int fd, int dirfd, char **ret_error)
                 _cleanup_close_ int out = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (out < 0) {
                         r = -errno;
-                        *ret_error = errf("archive member %s: %s", path, strerror(errno));
+                        *ret_error = xasprintf("archive member %s: %s", path, strerror(errno));
                         break;
                 }
                 for (;;) {
                         la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
                         if (n < 0) {
-                                *ret_error = errf("read archive member %s: %s", path, archive_error_string(a));
+                                *ret_error = xasprintf("read archive member %s: %s", path, archive_error_string(a));
                                 r = -EIO;
                                 break;
                         }
@@ -468,7 +456,7 @@ static int extract_archive(int fd, int dirfd, char **ret_error)
                                 break;
                         r = util_write_all(out, buf, (size_t)n);
                         if (r < 0) {
-                                *ret_error = errf("write %s: %s", path, strerror(-r));
+                                *ret_error = xasprintf("write %s: %s", path, strerror(-r));
                                 break;
                         }
                 }
@@ -477,7 +465,7 @@ static int extract_archive(int fd, int dirfd, char **ret_error)
         }
         archive_read_free(a);
         if (r < 0 && !*ret_error)
-                *ret_error = errf("extract archive: %s", strerror(-r));
+                *ret_error = xasprintf("extract archive: %s", strerror(-r));
         return r;
 }
 
@@ -499,23 +487,7 @@ static int read_member(int dirfd, const char *path, size_t max, char **ret, size
         _cleanup_close_ int fd = open_member(dirfd, path);
         if (fd < 0)
                 return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        if ((uint64_t)st.st_size > max)
-                return -EFBIG;
-        char *data = xmalloc((size_t)st.st_size + 1);
-        ssize_t n = util_read_all(fd, data, (size_t)st.st_size);
-        if (n < 0) {
-                free(data);
-                return (int)n;
-        }
-        data[n] = '\0';
-        *ret = data;
-        *ret_len = (size_t)n;
-        return 0;
+        return util_read_fd(fd, max, ret, ret_len);
 }
 
 /* The OCI manifest we keep for an image from a docker archive, which has none of its own. */
@@ -561,24 +533,24 @@ static int import_docker_dir(store *s, int dirfd, const char *want, struct impor
         size_t len;
         int r = read_member(dirfd, "manifest.json", DOCKER_SAVE_MANIFEST_MAX_SIZE, &data, &len);
         if (r < 0) {
-                *ret_error = errf("not a docker archive (no manifest.json)");
+                *ret_error = xasprintf("not a docker archive (no manifest.json)");
                 return -EINVAL;
         }
         struct docker_save_entry *es;
         size_t n;
         r = docker_save_manifest_parse(data, len, &es, &n);
         if (r < 0) {
-                *ret_error = errf("invalid manifest.json in the archive");
+                *ret_error = xasprintf("invalid manifest.json in the archive");
                 return r;
         }
         _cleanup_free_ char *want_full = NULL;
         if (want && reference_normalize(want, &want_full) < 0) {
-                *ret_error = errf("invalid reference format: %s", want);
+                *ret_error = xasprintf("invalid reference format: %s", want);
                 docker_save_entries_free(es, n);
                 return -EINVAL;
         }
         if (!want && n == 0) {
-                *ret_error = errf("the archive holds no image");
+                *ret_error = xasprintf("the archive holds no image");
                 docker_save_entries_free(es, n);
                 return -EINVAL;
         }
@@ -605,7 +577,7 @@ static int import_docker_dir(store *s, int dirfd, const char *want, struct impor
                 size_t clen;
                 r = read_member(dirfd, es[i].config, IMAGE_CONFIG_MAX_SIZE, &cdata, &clen);
                 if (r < 0) {
-                        *ret_error = errf("read image config %s: %s", es[i].config, strerror(-r));
+                        *ret_error = xasprintf("read image config %s: %s", es[i].config, strerror(-r));
                         strv_free(names);
                         break;
                 }
@@ -617,7 +589,7 @@ static int import_docker_dir(store *s, int dirfd, const char *want, struct impor
                 if (digest_parse_hex(hex, want_d) == 0 && memcmp(want_d, got, DIGEST_LEN) != 0) {
                         char g[DIGEST_HEX_LEN + 1];
                         digest_to_hex(got, g);
-                        *ret_error = errf("digest mismatch for sha256:%s: expected sha256:%s, got sha256:%s", hex, hex, g);
+                        *ret_error = xasprintf("digest mismatch for sha256:%s: expected sha256:%s, got sha256:%s", hex, hex, g);
                         strv_free(names);
                         r = -EBADMSG;
                         break;
@@ -644,7 +616,7 @@ static int import_docker_dir(store *s, int dirfd, const char *want, struct impor
         }
         docker_save_entries_free(es, n);
         if (r >= 0 && want_full && !found) {
-                *ret_error = errf("no image named %s in the archive", want);
+                *ret_error = xasprintf("no image named %s in the archive", want);
                 return -ENOENT;
         }
         return r;
@@ -657,7 +629,7 @@ static int unpack_to_work(store *s, int fd, char **ret_work, int *ret_dirfd, cha
         /* Locked for as long as dirfd is open: a concurrent prune leaves it alone. */
         int r = store_mkdtemp_locked(s, &work, &dirfd);
         if (r < 0) {
-                *ret_error = errf("make work directory: %s", strerror(-r));
+                *ret_error = xasprintf("make work directory: %s", strerror(-r));
                 return r;
         }
         r = extract_archive(fd, dirfd, ret_error);
@@ -679,7 +651,7 @@ int import_pull(store *s, const struct reference *ref, struct import_result *ret
                 _cleanup_close_ int dirfd = open(ref->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (dirfd < 0) {
                         r = -errno;
-                        *ret_error = errf("open %s: %s", ref->path, strerror(errno));
+                        *ret_error = xasprintf("open %s: %s", ref->path, strerror(errno));
                         return r;
                 }
                 _cleanup_free_ char *base = basename_noext(ref->path);
@@ -688,7 +660,7 @@ int import_pull(store *s, const struct reference *ref, struct import_result *ret
                 _cleanup_close_ int fd = open(ref->path, O_RDONLY | O_CLOEXEC);
                 if (fd < 0) {
                         r = -errno;
-                        *ret_error = errf("open %s: %s", ref->path, strerror(errno));
+                        *ret_error = xasprintf("open %s: %s", ref->path, strerror(errno));
                         return r;
                 }
                 _cleanup_free_ char *work = NULL;
@@ -704,7 +676,7 @@ int import_pull(store *s, const struct reference *ref, struct import_result *ret
                 util_rm_rf_at(store_dirfd(s), work);
                 close(dirfd);
         } else {
-                *ret_error = errf("not a local transport");
+                *ret_error = xasprintf("not a local transport");
                 return -EINVAL;
         }
         if (r < 0) {
@@ -728,7 +700,7 @@ int import_load(store *s, int fd, struct import_result *ret, char **ret_error)
         else if (faccessat(dirfd, "index.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 r = import_oci_dir(s, dirfd, NULL, "loaded", true, &res, ret_error);
         else {
-                *ret_error = errf("load: the archive is neither a docker archive nor an OCI archive");
+                *ret_error = xasprintf("load: the archive is neither a docker archive nor an OCI archive");
                 r = -EINVAL;
         }
         util_rm_rf_at(store_dirfd(s), work);

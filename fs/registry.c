@@ -34,18 +34,6 @@
 #define ERROR_BODY_MAX 65536
 #define USER_AGENT "ctfs/" CTFS_VERSION
 
-static char *errf(const char *fmt, ...) _printf_(1, 2);
-static char *errf(const char *fmt, ...)
-{
-        va_list ap;
-        char *p;
-        va_start(ap, fmt);
-        if (vasprintf(&p, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        return p;
-}
-
 /* ============================== WWW-Authenticate ============================== */
 
 static bool is_tchar(char c)
@@ -486,7 +474,7 @@ static int load_cert_dir(struct reg *g, const char *dir, bool required, char **r
                 if (!required && errno == ENOENT)
                         return 0;
                 int r = -errno;
-                *ret_error = errf("cert dir %s: %s", dir, strerror(errno));
+                *ret_error = xasprintf("cert dir %s: %s", dir, strerror(errno));
                 return r;
         }
         char **names = NULL;
@@ -551,7 +539,7 @@ static int reg_init(struct reg *g, const char *registry, const char *repository,
                 _cleanup_free_ char *path = NULL;
                 int r = auth_lookup(o->auth_file, registry, repository, &g->user, &g->pass, &path);
                 if (r < 0 && r != -ENOENT) {
-                        *ret_error = errf("read credentials from %s: %s", path ? path : "the auth file",
+                        *ret_error = xasprintf("read credentials from %s: %s", path ? path : "the auth file",
                                           r == -EINVAL ? "not a valid auth file" : strerror(-r));
                         return r;
                 }
@@ -924,11 +912,11 @@ static int fetch_token(struct reg *g, CURL *h, const char *scope, char **ret_tok
         _cleanup_free_ char *service = g->service ? xstrdup(g->service) : NULL;
         pthread_mutex_unlock(&g->lock);
         if (!realm) {
-                *ret_error = errf("the registry asked for a token but named no realm");
+                *ret_error = xasprintf("the registry asked for a token but named no realm");
                 return -EPROTO;
         }
         if (!url_allowed(g, realm)) {
-                *ret_error = errf("refusing to send credentials to the token server %s over plain HTTP", realm);
+                *ret_error = xasprintf("refusing to send credentials to the token server %s over plain HTTP", realm);
                 return -EPERM;
         }
         char *url = xstrdup(realm);
@@ -965,13 +953,13 @@ static int fetch_token(struct reg *g, CURL *h, const char *scope, char **ret_tok
                         continue;
                 }
                 if (rc != CURLE_OK) {
-                        *ret_error = errf("get token from %s: %s", realm, curl_message(rc, errbuf));
+                        *ret_error = xasprintf("get token from %s: %s", realm, curl_message(rc, errbuf));
                         r = -EIO;
                         break;
                 }
                 if (status != 200) {
                         _cleanup_free_ char *m = registry_error_message(x.buf, x.len);
-                        *ret_error = errf("%s: get token from %s: %s%s%s", status_text(status), realm,
+                        *ret_error = xasprintf("%s: get token from %s: %s%s%s", status_text(status), realm,
                                           status == 401 && g->user ? "the credentials were refused" : "",
                                           status == 401 && g->user && m ? ": " : "", m ? m : "");
                         r = status == 401 || status == 403 ? -EACCES : -EIO;
@@ -983,7 +971,7 @@ static int fetch_token(struct reg *g, CURL *h, const char *scope, char **ret_tok
                         t = json_str(j, "access_token");
                 if (!t || strpbrk(t, "\r\n")) {
                         json_object_put(j);
-                        *ret_error = errf("get token from %s: no token in the answer", realm);
+                        *ret_error = xasprintf("get token from %s: no token in the answer", realm);
                         r = -EPROTO;
                         break;
                 }
@@ -1141,7 +1129,7 @@ static int reg_request(struct reg *g, CURL *h, const struct req *q, struct resp 
         for (;;) {
                 if (atomic_load(&g->abort)) {
                         r = -ECANCELED;
-                        *ret_error = errf("%s: cancelled", q->what);
+                        *ret_error = xasprintf("%s: cancelled", q->what);
                         break;
                 }
                 _cleanup_free_ char *origin = url_origin(url);
@@ -1161,21 +1149,21 @@ static int reg_request(struct reg *g, CURL *h, const struct req *q, struct resp 
                 if (x.err) {
                         r = x.err;
                         if (r == -EFBIG)
-                                *ret_error = q->sink ? errf("%s: the registry sent more than the %llu bytes the manifest declares",
+                                *ret_error = q->sink ? xasprintf("%s: the registry sent more than the %llu bytes the manifest declares",
                                                             q->what, (unsigned long long)q->limit)
-                                                     : errf("%s: larger than %zu bytes", q->what, q->max);
+                                                     : xasprintf("%s: larger than %zu bytes", q->what, q->max);
                         else if (r == -EPROTO)
-                                *ret_error = errf("%s: the registry resumed at the wrong offset (%s)", q->what,
+                                *ret_error = xasprintf("%s: the registry resumed at the wrong offset (%s)", q->what,
                                                   x.crange ? x.crange : "no Content-Range");
                         else if (r == -ECANCELED)
-                                *ret_error = errf("%s: cancelled", q->what);
+                                *ret_error = xasprintf("%s: cancelled", q->what);
                         else
                                 *ret_error = NULL; /* the sink's own error: the caller knows it */
                         break;
                 }
                 if (rc == CURLE_ABORTED_BY_CALLBACK) {
                         r = -ECANCELED;
-                        *ret_error = errf("%s: cancelled", q->what);
+                        *ret_error = xasprintf("%s: cancelled", q->what);
                         break;
                 }
                 if (rc != CURLE_OK) {
@@ -1187,7 +1175,7 @@ static int reg_request(struct reg *g, CURL *h, const struct req *q, struct resp 
                                 url = xstrdup(start);
                                 continue;
                         }
-                        *ret_error = errf("%s: %s", q->what, curl_message(rc, errbuf));
+                        *ret_error = xasprintf("%s: %s", q->what, curl_message(rc, errbuf));
                         r = rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
                         break;
                 }
@@ -1195,17 +1183,17 @@ static int reg_request(struct reg *g, CURL *h, const struct req *q, struct resp 
                         char *loc = NULL;
                         curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
                         if (!loc) {
-                                *ret_error = errf("%s: redirect (HTTP %ld) without a location", q->what, status);
+                                *ret_error = xasprintf("%s: redirect (HTTP %ld) without a location", q->what, status);
                                 r = -EPROTO;
                                 break;
                         }
                         if (++redirects > MAX_REDIRECTS) {
-                                *ret_error = errf("%s: too many redirects", q->what);
+                                *ret_error = xasprintf("%s: too many redirects", q->what);
                                 r = -ELOOP;
                                 break;
                         }
                         if (!url_allowed(g, loc)) {
-                                *ret_error = errf("%s: refusing a redirect to %.200s (plain HTTP to a host that is not loopback)",
+                                *ret_error = xasprintf("%s: refusing a redirect to %.200s (plain HTTP to a host that is not loopback)",
                                                   q->what, loc);
                                 r = -EPERM;
                                 break;
@@ -1240,7 +1228,7 @@ static int reg_request(struct reg *g, CURL *h, const struct req *q, struct resp 
                 const char *hint = "";
                 if (status == 401)
                         hint = g->user ? " (the credentials were refused)" : " (no credentials: use ctfs login)";
-                *ret_error = errf("%s: %s (HTTP %ld)%s%s%s", q->what, status_text(status), status, m ? ": " : "",
+                *ret_error = xasprintf("%s: %s (HTTP %ld)%s%s%s", q->what, status_text(status), status, m ? ": " : "",
                                   m ? m : "", hint);
                 ret->status = status;
                 r = status == 404 ? -ENOENT : status == 401 || status == 403 ? -EACCES : -EIO;
@@ -1268,9 +1256,9 @@ static int reg_ping(struct reg *g, CURL *h, char **ret_error)
                                  * to fall back to plain HTTP */
                                 bool verify_failed = rc == CURLE_PEER_FAILED_VERIFICATION;
                                 if (!first_error)
-                                        first_error = errf("ping %s: %s", url, curl_message(rc, errbuf));
+                                        first_error = xasprintf("ping %s: %s", url, curl_message(rc, errbuf));
                                 if (verify_failed && !g->o->insecure) {
-                                        *ret_error = errf("ping %s: %s (a private CA? see --cert-dir; or --tls-verify=false)",
+                                        *ret_error = xasprintf("ping %s: %s (a private CA? see --cert-dir; or --tls-verify=false)",
                                                           url, curl_message(rc, errbuf));
                                         xfer_done(&x);
                                         return -EPERM;
@@ -1282,7 +1270,7 @@ static int reg_ping(struct reg *g, CURL *h, char **ret_error)
                                         sleep_ms(g, backoff_ms(failures, NULL));
                                         continue;
                                 }
-                                *ret_error = errf("ping %s: %s", url, curl_message(rc, errbuf));
+                                *ret_error = xasprintf("ping %s: %s", url, curl_message(rc, errbuf));
                                 xfer_done(&x);
                                 return -EIO;
                         }
@@ -1296,7 +1284,7 @@ static int reg_ping(struct reg *g, CURL *h, char **ret_error)
                         else if (status != 200 && status != 404) {
                                 /* 404: some registries serve the API but not the ping */
                                 _cleanup_free_ char *m = registry_error_message(x.buf, x.len);
-                                *ret_error = errf("ping %s: %s (HTTP %ld)%s%s", url, status_text(status), status,
+                                *ret_error = xasprintf("ping %s: %s (HTTP %ld)%s%s", url, status_text(status), status,
                                                   m ? ": " : "", m ? m : "");
                                 xfer_done(&x);
                                 return status == 403 ? -EACCES : -EIO;
@@ -1351,7 +1339,7 @@ static int fetch_small(struct reg *g, CURL *h, const char *kind, const char *ref
                 char w[DIGEST_STR_LEN], gs[DIGEST_STR_LEN];
                 digest_to_str(want, w);
                 digest_to_str(got, gs);
-                *ret_error = errf("digest mismatch for %s: expected %s, got %s", w, w, gs);
+                *ret_error = xasprintf("digest mismatch for %s: expected %s, got %s", w, w, gs);
                 resp_done(&rs);
                 return -EBADMSG;
         }
@@ -1468,7 +1456,7 @@ static int download_layer(struct pull_ctx *c, CURL *h, size_t i, ingest_staged *
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
                 int r = -errno;
-                *ret_error = errf("layer %s: socketpair: %s", ds, strerror(errno));
+                *ret_error = xasprintf("layer %s: socketpair: %s", ds, strerror(errno));
                 return r;
         }
         struct ingest_job job = { .s = c->s, .fd = sv[1], .blob = d->digest, .diffid = c->diffids[i] };
@@ -1477,7 +1465,7 @@ static int download_layer(struct pull_ctx *c, CURL *h, size_t i, ingest_staged *
         if (e != 0) {
                 close(sv[0]);
                 close(sv[1]);
-                *ret_error = errf("layer %s: start ingest: %s", ds, strerror(e));
+                *ret_error = xasprintf("layer %s: start ingest: %s", ds, strerror(e));
                 return -e;
         }
         _cleanup_(digest_freep) digest_ctx *hash = digest_new();
@@ -1497,7 +1485,7 @@ static int download_layer(struct pull_ctx *c, CURL *h, size_t i, ingest_staged *
         progress(g, i, d->digest, REGISTRY_LAYER_DOWNLOADING, 0, (uint64_t)d->size);
         int r = reg_request(g, h, &q, &rs, &derr);
         if (r >= 0 && rs.delivered != (uint64_t)d->size) {
-                derr = errf("blob %s: got %llu bytes, the manifest declares %lld", ds, (unsigned long long)rs.delivered,
+                derr = xasprintf("blob %s: got %llu bytes, the manifest declares %lld", ds, (unsigned long long)rs.delivered,
                             (long long)d->size);
                 r = -EBADMSG;
         }
@@ -1513,7 +1501,7 @@ static int download_layer(struct pull_ctx *c, CURL *h, size_t i, ingest_staged *
                         digest_to_str(got, gs);
                         free(job.err);
                         ingest_staged_free(job.staged);
-                        *ret_error = errf("digest mismatch for %s: expected %s, got %s", ds, ds, gs);
+                        *ret_error = xasprintf("digest mismatch for %s: expected %s, got %s", ds, ds, gs);
                         return -EBADMSG;
                 }
         }
@@ -1527,13 +1515,13 @@ static int download_layer(struct pull_ctx *c, CURL *h, size_t i, ingest_staged *
         free(derr);
         int jr = atomic_load(&job.r);
         if (jr < 0) {
-                *ret_error = job.err ? job.err : errf("layer %s: ingest: %s", ds, strerror(-jr));
+                *ret_error = job.err ? job.err : xasprintf("layer %s: ingest: %s", ds, strerror(-jr));
                 return jr;
         }
         free(job.err);
         if (r < 0) {
                 ingest_staged_free(job.staged);
-                *ret_error = errf("layer %s: %s", ds, strerror(-r));
+                *ret_error = xasprintf("layer %s: %s", ds, strerror(-r));
                 return r;
         }
         *ret_staged = job.staged;
@@ -1609,7 +1597,7 @@ static int stage_layers(void *userdata, store *s, const size_t *which, size_t n_
         for (unsigned i = 0; i < started; i++)
                 pthread_join(th[i], NULL);
         if (c->error < 0) {
-                *ret_error = c->error_msg ? TAKE_PTR(c->error_msg) : errf("download layers: %s", strerror(-c->error));
+                *ret_error = c->error_msg ? TAKE_PTR(c->error_msg) : xasprintf("download layers: %s", strerror(-c->error));
                 return c->error;
         }
         return 0;
@@ -1624,7 +1612,7 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
                   char **ret_error)
 {
         if (ref->transport != REF_DOCKER || !ref->registry || !ref->repository) {
-                *ret_error = errf("not a registry reference");
+                *ret_error = xasprintf("not a registry reference");
                 return -EINVAL;
         }
         pthread_once(&curl_once, curl_init_once);
@@ -1645,7 +1633,7 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
         uint8_t want[DIGEST_LEN];
         const char *mref = ref->digest ? ref->digest : ref->tag ? ref->tag : "latest";
         if (ref->digest && digest_parse(ref->digest, want) < 0) {
-                *ret_error = errf("invalid digest %s", ref->digest);
+                *ret_error = xasprintf("invalid digest %s", ref->digest);
                 r = -EINVAL;
                 goto out;
         }
@@ -1660,14 +1648,14 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
                 if (digest_parse(dcd, hd) == 0 && memcmp(hd, got, DIGEST_LEN) != 0) {
                         char gs[DIGEST_STR_LEN];
                         digest_to_str(got, gs);
-                        *ret_error = errf("digest mismatch for manifest %s: expected %s, got %s", mref, dcd, gs);
+                        *ret_error = xasprintf("digest mismatch for manifest %s: expected %s, got %s", mref, dcd, gs);
                         r = -EBADMSG;
                         goto out;
                 }
         }
         int kind = manifest_sniff(mdata, mlen);
         if (kind == -EPROTONOSUPPORT) {
-                *ret_error = errf("manifest %s: Docker schema 1 images are not supported", mref);
+                *ret_error = xasprintf("manifest %s: Docker schema 1 images are not supported", mref);
                 r = kind;
                 goto out;
         }
@@ -1675,7 +1663,7 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
                 struct manifest_index idx;
                 r = manifest_parse_index(mdata, mlen, &idx);
                 if (r < 0) {
-                        *ret_error = errf("manifest %s: invalid image index", mref);
+                        *ret_error = xasprintf("manifest %s: invalid image index", mref);
                         goto out;
                 }
                 const char *os = o->os, *arch = o->arch, *variant = o->variant;
@@ -1687,7 +1675,7 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
                         _cleanup_free_ char *offer = manifest_index_platforms(&idx);
                         _cleanup_free_ char *wanted = os || arch ? platform_string(os ? os : hos, arch ? arch : harch, variant)
                                                                  : platform_string(hos, harch, hvariant);
-                        *ret_error = errf("no image for platform %s in %s (it has: %s)", wanted, mref,
+                        *ret_error = xasprintf("no image for platform %s in %s (it has: %s)", wanted, mref,
                                           *offer ? offer : "none");
                         manifest_index_free(&idx);
                         r = -ENOENT;
@@ -1716,23 +1704,23 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
                                 goto out;
                 }
                 if (manifest_sniff(mdata, mlen) != MANIFEST_DOC_MANIFEST) {
-                        *ret_error = errf("manifest %s: the index names something that is not an image manifest", mref);
+                        *ret_error = xasprintf("manifest %s: the index names something that is not an image manifest", mref);
                         r = -EINVAL;
                         goto out;
                 }
         } else if (kind != MANIFEST_DOC_MANIFEST) {
-                *ret_error = errf("manifest %s: not an image manifest or index", mref);
+                *ret_error = xasprintf("manifest %s: not an image manifest or index", mref);
                 r = -EINVAL;
                 goto out;
         }
         r = manifest_parse(mdata, mlen, &m);
         if (r < 0) {
-                *ret_error = errf("manifest %s: %s", mref,
+                *ret_error = xasprintf("manifest %s: %s", mref,
                                   r == -EPROTONOSUPPORT ? "Docker schema 1 images are not supported" : "invalid image manifest");
                 goto out;
         }
         if (!manifest_media_type_is_config(m.config.media_type)) {
-                *ret_error = errf("manifest %s: not a container image (config media type %s)", mref, m.config.media_type);
+                *ret_error = xasprintf("manifest %s: not a container image (config media type %s)", mref, m.config.media_type);
                 r = -EMEDIUMTYPE;
                 goto out;
         }
@@ -1740,7 +1728,7 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
                 if (!manifest_media_type_is_layer(m.layers[i].media_type)) {
                         char ds[DIGEST_STR_LEN];
                         digest_to_str(m.layers[i].digest, ds);
-                        *ret_error = errf("layer %s: unsupported media type %s", ds, m.layers[i].media_type);
+                        *ret_error = xasprintf("layer %s: unsupported media type %s", ds, m.layers[i].media_type);
                         r = -EMEDIUMTYPE;
                         goto out;
                 }
@@ -1761,7 +1749,7 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
                 char cs[DIGEST_STR_LEN];
                 digest_to_str(m.config.digest, cs);
                 if ((uint64_t)m.config.size > IMAGE_CONFIG_MAX_SIZE) {
-                        *ret_error = errf("config %s: %lld bytes is too large", cs, (long long)m.config.size);
+                        *ret_error = xasprintf("config %s: %lld bytes is too large", cs, (long long)m.config.size);
                         r = -EFBIG;
                         goto out;
                 }
@@ -1809,7 +1797,7 @@ int registry_login(const char *registry, const struct registry_options *o, bool 
         if (g.scheme == AUTH_NONE)
                 goto out;
         if (!g.user) {
-                *ret_error = errf("no credentials given");
+                *ret_error = xasprintf("no credentials given");
                 r = -EINVAL;
                 goto out;
         }

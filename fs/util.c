@@ -99,11 +99,8 @@ ssize_t util_read_all(int fd, void *buf, size_t len)
         return (ssize_t)got;
 }
 
-int util_read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len)
+int util_read_fd(int fd, size_t max, char **ret_data, size_t *ret_len)
 {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
@@ -120,6 +117,14 @@ int util_read_file_at(int dirfd, const char *path, size_t max, char **ret_data, 
         if (ret_len)
                 *ret_len = (size_t)n;
         return 0;
+}
+
+int util_read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len)
+{
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        return util_read_fd(fd, max, ret_data, ret_len);
 }
 
 int util_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
