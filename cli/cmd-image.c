@@ -136,6 +136,7 @@ int cmd_pull(struct cli *c, int argc, char **argv)
                 r = cli_registry_pull(c, &ref, &ro, &res, &err);
                 if (r < 0) {
                         _cleanup_free_ char *name = reference_to_string(&ref);
+                        err = one_line(err);
                         int rc = cli_error("pull %s: %s", name, err ? err : strerror(-r));
                         free(err);
                         reference_free(&ref);
@@ -144,7 +145,7 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         } else {
                 r = import_pull(s, &ref, &res, &err);
                 if (r < 0) {
-                        int rc = cli_fail(err, "%s", strerror(-r));
+                        int rc = cli_fail(one_line(err), "%s", strerror(-r));
                         reference_free(&ref);
                         return rc;
                 }

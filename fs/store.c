@@ -265,7 +265,7 @@ int store_ref_set(store *s, const char *name, const char *id)
                 json_object_object_add(j, name, json_object_new_string(id));
         else
                 json_object_object_del(j, name);
-        const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
+        const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
         r = util_write_file_atomic_at(s->dirfd, "refs.json", text, strlen(text), 0600);
         json_object_put(j);
         return r;

@@ -8,7 +8,8 @@
 #
 # Refused cases: nonzero exit, exactly one line on stderr starting "ctfs: ", the store
 # unchanged (tmp/ aside, which must be empty again too), the canary untouched.
-# Confined cases (absolute names; a layer writing below what a lower layer made a symlink): the
+# Confined cases (absolute names; a layer writing below what a lower layer made a symlink; a
+# whiteout below a symlink; an archive member below a symlink that leaves the archive): the
 # pull succeeds, the files appear inside the image (`ctfs export | tar -t`), and nothing
 # outside: no exported name is absolute or has a `..`, and the canary is untouched.
 . "$(dirname "$0")/lib.sh"
@@ -191,6 +192,12 @@ layout("layer-digest", [(tar(ok, f("data", b"d" * 5000)), True)],
        edit=lambda blobs, h: corrupt(blobs, h["layers"][0]))
 layout("layer-digest-plain", [(tar(ok, f("data", b"d" * 5000)), False)],
        edit=lambda blobs, h: corrupt(blobs, h["layers"][0]))
+# The same tar compressed otherwise: the diff_id checks out, only the blob digest does not.
+def recompress(blobs, h):
+    p = os.path.join(blobs, h["layers"][0])
+    data = gzip.decompress(open(p, "rb").read())
+    open(p, "wb").write(gzip.compress(data, compresslevel=1, mtime=12345))
+layout("layer-digest-recompressed", [(tar(ok, f("data", b"d" * 5000)), True)], edit=recompress)
 layout("diff-ids", [(tar(ok), True)], diff_ids=["sha256:" + sha(tar(f("other")))])
 layout("diff-ids-count", [(tar(ok), True)], diff_ids=[])
 layout("config-digest", [(tar(ok), True)], edit=lambda blobs, h: corrupt(blobs, h["config"]))
@@ -272,7 +279,7 @@ for c in dotdot dotdot-mid dotdot-trailing dotdot-dir dotdot-newline \
 	whiteout-dot whiteout-dotdot whiteout-dotdot-nested whiteout-empty whiteout-component \
 	whiteout-component-opq whiteout-dotdot-path \
 	gigantic gigantic-plain gigantic-petabyte truncated truncated-gzip truncated-header-data \
-	layer-digest layer-digest-plain diff-ids diff-ids-count config-digest manifest-digest \
+	layer-digest layer-digest-plain layer-digest-recompressed diff-ids diff-ids-count config-digest manifest-digest \
 	second-layer second-layer-digest; do
 	refused "$c" "oci:$TMP/corpus/$c:t"
 done
