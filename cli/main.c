@@ -153,6 +153,7 @@ int main(int argc, char **argv)
                 {},
         };
         int o;
+        opterr = 0; /* errors are ours to print, on one line */
         while ((o = getopt_long(argc, argv, "+qh", opts, NULL)) >= 0) {
                 switch (o) {
                 case 'r':
@@ -179,8 +180,7 @@ int main(int argc, char **argv)
                 case 'v':
                         return cmd_version(&c, 0, NULL);
                 default:
-                        usage(stderr);
-                        return 1;
+                        return cli_error("unknown option %s (see ctfs help)", argv[optind - 1]);
                 }
         }
         if (optind >= argc) {

@@ -390,7 +390,9 @@ int image_remove(store *s, const char *what, bool force, char ***ret_untagged, c
                                 r = store_ref_set(s, refs[i].name, NULL);
                                 untagged[nu++] = xstrdup(refs[i].name);
                         }
-                delete_image = true;
+                /* As docker does: -f on an image containers use untags it, and the data stays
+                 * (unnamed) for as long as a container needs it; prune removes it after. */
+                delete_image = users == 0;
         }
         if (r >= 0 && delete_image) {
                 /* Move it out of sight with one rename, then delete at leisure. */

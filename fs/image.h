@@ -31,7 +31,8 @@ int image_commit_staged(store *s, const char *manifest, size_t manifest_len, con
 int image_tag(store *s, const char *src, const char *dst, char **ret_error);
 
 /* docker rmi: a name is untagged, the image goes when no name is left; an id with several
- * names, or an image a container uses, needs force. ret_untagged/ret_deleted say what it did. */
+ * names, or an image a container uses, needs force; with force an image a container uses loses
+ * its names but stays until the containers are gone. ret_untagged/ret_deleted say what it did. */
 int image_remove(store *s, const char *what, bool force, char ***ret_untagged, char **ret_deleted,
                  char **ret_error);
 
