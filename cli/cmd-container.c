@@ -456,6 +456,7 @@ int cmd_start(struct cli *c, int argc, char **argv)
                         interactive = true;
                 else
                         return cli_usage_error("start");
+        attach = attach || interactive; /* docker: start -i attaches */
         if (optind >= argc || (attach && argc - optind > 1))
                 return cli_usage_error("start");
         store *s = cli_store(c);

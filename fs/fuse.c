@@ -5,8 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -164,23 +168,12 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
         reply_entry(req, view_symlink(V(req), &c, parent, name, link, &ve), &ve);
 }
 
-static struct fuse_session *session;
-
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-        view *v = V(req); /* req is gone once replied to */
+        /* the new name is the same node as ino (see view.h): the kernel updates the inode's
+         * link count from the reply, and every name shares its attributes and page cache */
         struct view_entry ve;
-        int r = view_link(v, ino, newparent, newname, &ve);
-        reply_entry(req, r, &ve);
-        /* each name is its own node here, so the kernel's cached link count of the source is
-         * stale: drop its attributes (no pages: offset -1 takes no inode lock) */
-        if (r == 0 && session) {
-                uint64_t ids[64];
-                size_t n = view_aliases(v, ino, ids, ARRAY_SIZE(ids));
-                fuse_lowlevel_notify_inval_inode(session, ino, -1, 0);
-                for (size_t i = 0; i < n; i++)
-                        fuse_lowlevel_notify_inval_inode(session, ids[i], -1, 0);
-        }
+        reply_entry(req, view_link(V(req), ino, newparent, newname, &ve), &ve);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -482,6 +475,83 @@ static void raise_nofile(void)
         }
 }
 
+/*
+ * The store watcher: images and containers that go away must leave the kernel's caches at
+ * once, not after a timeout: a removed container must not answer under its name, and an image
+ * tree stays mapped for as long as the kernel holds nodes of it (rmi could not free its space
+ * while mounted). inotify tells us when refs.json or containers/ change; the view re-reads
+ * them and names what went away; the kernel is told to drop those entries (and, for unused
+ * ones, forgets their nodes). This runs in its own thread: an invalidation takes the parent
+ * directory's lock in the kernel, which a request handler may not wait for.
+ */
+struct watcher {
+        struct fuse_session *se;
+        view *v;
+        store *s;
+        int stop; /* eventfd */
+        pthread_t thread;
+        bool running;
+};
+
+static void watch_gone(void *ud, uint64_t parent, const char *name)
+{
+        struct watcher *w = ud;
+        fuse_lowlevel_notify_inval_entry(w->se, parent, name, strlen(name));
+}
+
+static void *watch_main(void *arg)
+{
+        struct watcher *w = arg;
+        int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (in < 0)
+                return NULL;
+        _cleanup_free_ char *cdir = xasprintf("%s/containers", store_root(w->s));
+        /* refs.json is replaced by rename; container dirs come and go inside containers/ */
+        inotify_add_watch(in, store_root(w->s), IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_CREATE | IN_ONLYDIR);
+        int cw = inotify_add_watch(in, cdir, IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR);
+        for (;;) {
+                struct pollfd p[2] = { { .fd = w->stop, .events = POLLIN }, { .fd = in, .events = POLLIN } };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[0].revents)
+                        break;
+                /* let a burst of changes (rm -r of a container) settle, then drain */
+                usleep(20 * 1000);
+                char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+                while (read(in, buf, sizeof(buf)) > 0)
+                        ;
+                if (cw < 0)
+                        cw = inotify_add_watch(in, cdir, IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR);
+                view_refresh(w->v, watch_gone, w);
+        }
+        close(in);
+        return NULL;
+}
+
+static void watch_start(struct watcher *w)
+{
+        w->stop = eventfd(0, EFD_CLOEXEC);
+        if (w->stop < 0)
+                return;
+        w->running = pthread_create(&w->thread, NULL, watch_main, w) == 0;
+}
+
+static void watch_stop(struct watcher *w)
+{
+        if (w->running) {
+                uint64_t one = 1;
+                if (write(w->stop, &one, sizeof(one)) == sizeof(one))
+                        pthread_join(w->thread, NULL);
+                else
+                        pthread_cancel(w->thread);
+        }
+        if (w->stop >= 0)
+                close(w->stop);
+}
+
 static void ready(int fd, const char *msg)
 {
         if (fd < 0)
@@ -505,6 +575,7 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
                          o && o->debug ? "-d" : NULL, NULL };
         struct fuse_args args = FUSE_ARGS_INIT(o && o->debug ? 4 : 3, argv);
         struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), v);
+        fuse_opt_free_args(&args); /* the session keeps copies of what it needs */
         if (!se) {
                 ready(ready_fd, "error: cannot create the FUSE session\n");
                 view_free(v);
@@ -525,7 +596,6 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
                 view_free(v);
                 return -EIO;
         }
-        session = se;
         r = daemon_record(s, mountpoint);
         if (r < 0) {
                 ready(ready_fd, "error: cannot record the mount in the store\n");
@@ -544,13 +614,15 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
                         close(null);
                 }
         }
+        struct watcher w = { .se = se, .v = v, .s = s, .stop = -1 };
+        watch_start(&w);
         struct fuse_loop_config *cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);
         fuse_loop_cfg_set_idle_threads(cfg, 16);
         fuse_loop_cfg_set_max_threads(cfg, 64);
         r = fuse_session_loop_mt(se, cfg);
         fuse_loop_cfg_destroy(cfg);
-        session = NULL;
+        watch_stop(&w);
         daemon_unrecord(s);
         fuse_session_unmount(se);
         fuse_remove_signal_handlers(se);

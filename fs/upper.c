@@ -925,9 +925,80 @@ static int copyup(upper *u, const struct upper_dir *d, const char *name, struct 
         return upper_lookup(u, d, name, e);
 }
 
+/* Upper directories that carry a redirect (moved lower dirs), with the lower dir each shows:
+ * where names of a lower hardlink set went when a directory above them was renamed. */
+struct moved_dir {
+        char *path;  /* merged path */
+        char *lpath; /* lower path of the lower dir it shows */
+};
+
+static void moved_dirs_free(struct moved_dir *m, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(m[i].path);
+                free(m[i].lpath);
+        }
+        free(m);
+}
+
+/* Walk the upper dir (directories only, never following a link) for redirected directories. */
+static void moved_dirs_walk(upper *u, const char *path, unsigned depth, struct moved_dir **m, size_t *n)
+{
+        if (depth > 256)
+                return;
+        int fd = open_dir(u, path, O_RDONLY);
+        if (fd < 0)
+                return;
+        DIR *dir = fdopendir(fd);
+        if (!dir) {
+                close(fd);
+                return;
+        }
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+                        continue;
+                struct stat st;
+                if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                _cleanup_free_ char *sub = join(path, de->d_name);
+                struct tgt t = { dirfd(dir), de->d_name };
+                char probe[1];
+                if (t_getxattr(&t, OVL_REDIRECT, probe, 0) >= 0) {
+                        struct upper_dir md;
+                        _cleanup_free_ char *mpath = NULL;
+                        char *lp = NULL;
+                        if (resolve_dir(u, sub, &md, &mpath) == 0 && md.merge && lower_dir_path(u, md.lower, &lp) == 0) {
+                                *m = xrealloc(*m, (*n + 1) * sizeof(**m));
+                                (*m)[(*n)++] = (struct moved_dir){ xstrdup(sub), lp };
+                        }
+                }
+                moved_dirs_walk(u, sub, depth + 1, m, n);
+        }
+        closedir(dir);
+}
+
+/* Is name, in the merged dir at path, still a name of lower inode ino? Then fill md (and
+ * md_path, which md.path points into). */
+static bool member_at(upper *u, const char *path, const char *name, tree_ino ino, struct upper_dir *md,
+                      char **md_path)
+{
+        struct upper_ent me;
+        if (resolve_dir(u, path, md, md_path) < 0)
+                return false;
+        if (upper_lookup(u, md, name, &me) < 0 || me.in_upper || !me.has_lower || me.lower != ino) {
+                free(*md_path);
+                *md_path = NULL;
+                return false;
+        }
+        return true;
+}
+
 /* A lower inode with several names: copy it up once and link every name of the set that the
- * container still sees at its lower path, so the set stays one inode (writes through one name
- * show through the others; nlink stays right). */
+ * container still sees (at its lower path, or below a renamed directory), so the set stays one
+ * inode (writes through one name show through the others; nlink stays right). */
 static int copyup_hardlinked(upper *u, const struct upper_dir *d, const char *name, const struct upper_ent *e,
                              enum copyup_how how)
 {
@@ -958,6 +1029,9 @@ static int copyup_hardlinked(upper *u, const struct upper_dir *d, const char *na
         struct hl_entry *m = bsearch(&key, u->hl, u->n_hl, sizeof(*u->hl), hl_cmp);
         while (m && m > u->hl && m[-1].ino == e->lower)
                 m--;
+        struct moved_dir *moved = NULL;
+        size_t n_moved = 0;
+        bool walked = false;
         for (; m && m < u->hl + u->n_hl && m->ino == e->lower; m++) {
                 const char *nm;
                 size_t len;
@@ -968,14 +1042,31 @@ static int copyup_hardlinked(upper *u, const struct upper_dir *d, const char *na
                 _cleanup_free_ char *dpath = NULL;
                 if (lower_dir_path(u, m->dir, &dpath) < 0)
                         continue;
-                /* the member as the container sees it at its lower path: still this lower file? */
+                /* the member as the container sees it at its lower path: still this lower file?
+                 * Else, below a directory that was moved: where the lower dir shows now */
                 struct upper_dir md;
                 _cleanup_free_ char *mdpath = NULL;
-                if (resolve_dir(u, dpath, &md, &mdpath) < 0)
-                        continue;
-                struct upper_ent me;
-                if (upper_lookup(u, &md, mname, &me) < 0 || me.in_upper || !me.has_lower ||
-                    me.lower != e->lower)
+                bool found = member_at(u, dpath, mname, e->lower, &md, &mdpath);
+                if (!found && !walked) {
+                        moved_dirs_walk(u, "", 0, &moved, &n_moved);
+                        walked = true;
+                }
+                for (size_t k = 0; !found && k < n_moved; k++) {
+                        size_t l = strlen(moved[k].lpath);
+                        const char *rest;
+                        if (strcmp(dpath, moved[k].lpath) == 0)
+                                rest = "";
+                        else if (strncmp(dpath, moved[k].lpath, l) == 0 && (l == 0 || dpath[l] == '/'))
+                                rest = dpath + l + (l ? 1 : 0);
+                        else
+                                continue;
+                        _cleanup_free_ char *cand = join(moved[k].path, rest);
+                        size_t cl = strlen(cand);
+                        if (cl && cand[cl - 1] == '/')
+                                cand[cl - 1] = '\0';
+                        found = member_at(u, cand, mname, e->lower, &md, &mdpath);
+                }
+                if (!found)
                         continue;
                 _cleanup_close_ int pfd = copyup_dir_path(u, md.path);
                 if (pfd < 0)
@@ -985,6 +1076,7 @@ static int copyup_hardlinked(upper *u, const struct upper_dir *d, const char *na
                 if (linkat(u->work_fd, tmp, pfd, mname, 0) == 0)
                         restore_times(pfd, &pst);
         }
+        moved_dirs_free(moved, n_moved);
         r = 0;
 out:
         unlinkat(u->work_fd, tmp, 0);
@@ -1226,6 +1318,13 @@ int upper_unlink(upper *u, const struct upper_dir *d, const char *name)
                 return r;
         if (S_ISDIR(e.st.st_mode))
                 return -EISDIR;
+        if (!e.in_upper && e.st.st_nlink > 1) {
+                /* the other names of a lower hardlink set must count one name less: the set
+                 * becomes one upper inode (metadata only), and this name leaves it */
+                r = copyup(u, d, name, &e, CU_META);
+                if (r < 0)
+                        return r;
+        }
         bool wh = lower_has(u, d, name);
         _cleanup_close_ int pfd = e.in_upper ? open_dir(u, d->path, O_PATH) : copyup_dir_path(u, d->path);
         if (pfd < 0)
@@ -1350,6 +1449,12 @@ int upper_rename(upper *u, const struct upper_dir *sd, const char *sname, const 
                         return -EISDIR;
                 if (same_file(&s, &t))
                         return 0;
+                if (!tdir && !t.in_upper && t.st.st_nlink > 1) {
+                        /* as for unlink: the rest of the lower set keeps a true link count */
+                        r = copyup(u, d, name, &t, CU_META);
+                        if (r < 0)
+                                return r;
+                }
                 if (tdir) {
                         struct upper_dir td = { tpath, t.merge, t.lower };
                         r = merged_is_empty(u, &td);
@@ -1730,6 +1835,8 @@ int upper_removexattr(upper *u, const struct upper_dir *d, const char *name, con
 }
 
 int upper_statfs(upper *u, struct statvfs *ret) { return fstatvfs(u->fd, ret) < 0 ? -errno : 0; }
+
+int upper_root_stat(upper *u, struct stat *ret) { return fstat(u->fd, ret) < 0 ? -errno : 0; }
 
 uint64_t upper_copyup_gen(const upper *u) { return atomic_load(&((upper *)u)->gen); }
 

@@ -139,5 +139,7 @@ int upper_setxattr(upper *u, const struct upper_dir *d, const char *name, const 
 int upper_removexattr(upper *u, const struct upper_dir *d, const char *name, const char *xname);
 
 int upper_statfs(upper *u, struct statvfs *ret);
+/* fstat of the upper dir itself (which upper dir this is). */
+int upper_root_stat(upper *u, struct stat *ret);
 /* Incremented whenever a file's data is copied up: readers holding a lower fd reopen. */
 uint64_t upper_copyup_gen(const upper *u);

@@ -19,8 +19,7 @@
 #include "util.h"
 
 /* Image trees never change: the kernel may cache them for long. Names under images/ and
- * containers/ change when the store does, and container trees only change through us, but the
- * kernel's view of hardlinked names (separate nodes) is refreshed by a short attr timeout. */
+ * containers/ change when the store does (no notification reaches us: a short timeout). */
 #define IMAGE_TIMEOUT 86400.0
 #define VIRT_TIMEOUT 1.0
 #define CONT_TIMEOUT 1.0
@@ -40,6 +39,8 @@ struct vimage {
         tree *t;
         int err;
         bool tried;
+        bool in_refs;   /* named by refs.json as last read */
+        uint64_t nodes; /* live VK_IMAGE nodes of this image: its tree stays mapped while > 0 */
 };
 
 struct vcont {
@@ -56,26 +57,49 @@ struct vcont {
         int err;
         tree *t;
         upper *u;
+        dev_t udev; /* the upper dir opened (open_lock): a new container under a reused id */
+        ino_t uino; /* is another one */
 };
 
+/*
+ * Container nodes. A node is an inode of the container as the kernel knows it (one FUSE node
+ * id), and it has names: (directory node, name) pairs, hashed in the name table. A directory has
+ * one name; the names of a hardlink set all belong to one node, so the kernel shares one inode
+ * (attributes, nlink, page cache) between them, as a local filesystem does. Non-directories
+ * are also hashed by their inode number (stable for the view's life, also across copy-up),
+ * which is how a lookup of another name of the set finds the node. The path of a node, which
+ * is how upper.c addresses it, is built from its (first live) name and its directory's names.
+ */
 typedef struct vnode vnode;
+struct cname {
+        struct cname *hnext; /* name table chain */
+        struct cname *nnext; /* the node's next name */
+        vnode *dir;          /* holds a count in dir->children */
+        vnode *node;
+        char *name;
+        bool hashed;
+};
+
 struct vnode {
         vnode *hnext;
         bool hashed;
-        bool detached; /* unlinked or replaced: only open files still use it */
+        bool detached; /* CNODE: no name left (unlinked or replaced): only open files use it */
+        bool croot;    /* CNODE: a container's root */
         enum vkind kind;
         uint64_t nlookup;
-        uint32_t children; /* VK_CNODE: child nodes that name this one as parent */
+        uint32_t children; /* CNODE: names whose directory is this node */
         uint64_t ino;
-        char *name; /* IPREFIX: the prefix path; CLINK: the container name; CNODE: component */
+        mode_t type; /* CNODE: S_IFMT bits */
+        char *name;  /* IPREFIX: the prefix path; CLINK: the container name */
         struct vimage *img;
         tree_ino tino;
         struct vcont *c;
-        vnode *parent; /* CNODE; NULL for a container's root */
-        bool dmerge;   /* CNODE directories: what their children merge with */
+        struct cname *names; /* CNODE; NULL for a container's root. A removed directory keeps
+                              * its (unhashed) name so that its children see it is gone */
+        bool dmerge;         /* CNODE directories: what their children merge with */
         tree_ino dlower;
         view_file *files; /* CNODE: open files, for operations on an unlinked inode */
-        vnode *dnext, *dprev; /* detached nodes, so that view_free finds them */
+        vnode *anext, *aprev; /* every dynamic node, so that view_free finds them */
 };
 
 struct vref {
@@ -120,7 +144,9 @@ struct view {
         struct vname *vnames;
         uint64_t vino_next;
         struct timespec started;
-        vnode *detached;
+        vnode *all;
+        struct cname **cn_buckets;
+        size_t n_cn_buckets, n_cn;
 };
 
 struct view_file {
@@ -178,28 +204,40 @@ static const void *node_k1(const vnode *n)
         case VK_IMAGE:
                 return n->img;
         case VK_CNODE:
-                return n->parent ? (const void *)n->parent : (const void *)n->c;
+                return n->c;
         default:
                 return NULL;
         }
 }
 
+/* Keys: images (img, tree ino); container roots (c, 0) and non-directories (c, ino); the
+ * virtual kinds by name. Container directories are found through their name only. */
+static uint64_t node_k2(const vnode *n)
+{
+        switch (n->kind) {
+        case VK_IMAGE:
+                return n->tino;
+        case VK_CNODE:
+                return n->croot ? 0 : n->ino;
+        default:
+                return 0;
+        }
+}
+
 static uint64_t node_hash(const vnode *n)
 {
-        return node_key_hash(n->kind, node_k1(n), n->kind == VK_IMAGE ? n->tino : 0,
-                             n->kind == VK_CNODE && !n->parent ? NULL : n->name);
+        return node_key_hash(n->kind, node_k1(n), node_k2(n), n->kind == VK_CNODE ? NULL : n->name);
 }
 
 static bool node_match(const vnode *n, enum vkind kind, const void *k1, uint64_t k2, const char *name)
 {
-        if (n->kind != kind || node_k1(n) != k1)
+        if (n->kind != kind || node_k1(n) != k1 || node_k2(n) != k2)
                 return false;
-        if (kind == VK_IMAGE)
-                return n->tino == k2;
-        const char *nn = kind == VK_CNODE && !n->parent ? NULL : n->name;
-        if (!nn || !name)
-                return nn == name;
-        return strcmp(nn, name) == 0;
+        if (kind == VK_IMAGE || kind == VK_CNODE)
+                return true;
+        if (!n->name || !name)
+                return n->name == name;
+        return strcmp(n->name, name) == 0;
 }
 
 static void table_insert(view *v, vnode *n)
@@ -252,40 +290,170 @@ static vnode *table_find(view *v, enum vkind kind, const void *k1, uint64_t k2, 
 
 static bool node_static(view *v, vnode *n) { return n == &v->root || n == &v->images || n == &v->containers; }
 
-/* The node's name is gone (unlink, rmdir, replaced by a rename). v->lock held. */
-static void node_detach(view *v, vnode *n)
+/* ---- container names ---- */
+
+static uint64_t cname_key(const vnode *dir, const char *name)
 {
-        if (n->detached)
-                return;
-        table_remove(v, n);
-        n->detached = true;
-        n->dprev = NULL;
-        n->dnext = v->detached;
-        if (v->detached)
-                v->detached->dprev = n;
-        v->detached = n;
+        return hash_str(hash_mix(0x5bd1e995ULL, (uint64_t)(uintptr_t)dir), name);
 }
 
-/* Called with v->lock held. */
+static struct cname *cname_find(view *v, const vnode *dir, const char *name)
+{
+        if (!v->n_cn_buckets)
+                return NULL;
+        for (struct cname *cn = v->cn_buckets[cname_key(dir, name) & (v->n_cn_buckets - 1)]; cn; cn = cn->hnext)
+                if (cn->dir == dir && strcmp(cn->name, name) == 0)
+                        return cn;
+        return NULL;
+}
+
+static void cname_hash(view *v, struct cname *cn)
+{
+        if (v->n_cn + 1 > v->n_cn_buckets) {
+                size_t nb = v->n_cn_buckets ? v->n_cn_buckets * 2 : 1024;
+                struct cname **b = xcalloc(nb, sizeof(*b));
+                for (size_t i = 0; i < v->n_cn_buckets; i++)
+                        for (struct cname *x = v->cn_buckets[i], *next; x; x = next) {
+                                next = x->hnext;
+                                size_t k = cname_key(x->dir, x->name) & (nb - 1);
+                                x->hnext = b[k];
+                                b[k] = x;
+                        }
+                free(v->cn_buckets);
+                v->cn_buckets = b;
+                v->n_cn_buckets = nb;
+        }
+        size_t k = cname_key(cn->dir, cn->name) & (v->n_cn_buckets - 1);
+        cn->hnext = v->cn_buckets[k];
+        v->cn_buckets[k] = cn;
+        cn->hashed = true;
+        v->n_cn++;
+}
+
+static void cname_unhash(view *v, struct cname *cn)
+{
+        if (!cn->hashed)
+                return;
+        size_t k = cname_key(cn->dir, cn->name) & (v->n_cn_buckets - 1);
+        for (struct cname **p = &v->cn_buckets[k]; *p; p = &(*p)->hnext)
+                if (*p == cn) {
+                        *p = cn->hnext;
+                        break;
+                }
+        cn->hashed = false;
+        v->n_cn--;
+}
+
+/* Give node n the name (dir, name). v->lock held. */
+static void cname_add(view *v, vnode *n, vnode *dir, const char *name)
+{
+        struct cname *cn = xcalloc(1, sizeof(*cn));
+        cn->dir = dir;
+        cn->node = n;
+        cn->name = xstrdup(name);
+        dir->children++;
+        /* append: the first name stays the one the node was found by */
+        struct cname **p = &n->names;
+        while (*p)
+                p = &(*p)->nnext;
+        *p = cn;
+        cname_hash(v, cn);
+        n->detached = false;
+}
+
+/* Move an unhashed name to (dir, name) and hash it. v->lock held; the old directory is not
+ * freed here (the kernel holds it: it is a request's parent). */
+static void cname_move(view *v, struct cname *cn, vnode *dir, const char *name)
+{
+        cname_unhash(v, cn);
+        if (cn->dir != dir) {
+                dir->children++;
+                cn->dir->children--;
+                cn->dir = dir;
+        }
+        free(cn->name);
+        cn->name = xstrdup(name);
+        cname_hash(v, cn);
+}
+
+static void node_maybe_free(view *v, vnode *n);
+
+/* A name is gone (unlink, rmdir, replaced by a rename). A node left without names is
+ * detached: only the kernel's references and open files keep it. v->lock held. */
+static void cname_remove(view *v, struct cname *cn)
+{
+        vnode *n = cn->node;
+        cname_unhash(v, cn);
+        if (S_ISDIR(n->type)) {
+                /* keep the name unhashed: nodes below see that their directory is gone */
+                n->detached = true;
+                return;
+        }
+        for (struct cname **p = &n->names; *p; p = &(*p)->nnext)
+                if (*p == cn) {
+                        *p = cn->nnext;
+                        break;
+                }
+        vnode *dir = cn->dir;
+        free(cn->name);
+        free(cn);
+        dir->children--;
+        if (!n->names) {
+                n->detached = true;
+                table_remove(v, n); /* its inode number may name another file from now on */
+        }
+        node_maybe_free(v, dir);
+        node_maybe_free(v, n);
+}
+
+static void all_add(view *v, vnode *n)
+{
+        n->aprev = NULL;
+        n->anext = v->all;
+        if (v->all)
+                v->all->aprev = n;
+        v->all = n;
+}
+
+static void all_remove(view *v, vnode *n)
+{
+        if (n->aprev)
+                n->aprev->anext = n->anext;
+        else
+                v->all = n->anext;
+        if (n->anext)
+                n->anext->aprev = n->aprev;
+}
+
+static void image_release(view *v, struct vimage *img);
+
+/* Free a node nobody refers to any more, and the directories that only it kept. Called with
+ * v->lock held. */
 static void node_maybe_free(view *v, vnode *n)
 {
         while (n && !node_static(v, n) && n->nlookup == 0 && n->children == 0) {
                 table_remove(v, n);
-                if (n->detached) {
-                        if (n->dprev)
-                                n->dprev->dnext = n->dnext;
-                        else
-                                v->detached = n->dnext;
-                        if (n->dnext)
-                                n->dnext->dprev = n->dprev;
+                all_remove(v, n);
+                if (n->kind == VK_IMAGE) {
+                        n->img->nodes--;
+                        image_release(v, n->img);
                 }
-                vnode *p = n->kind == VK_CNODE ? n->parent : NULL;
+                vnode *next = NULL;
+                for (struct cname *cn = n->names, *nn; cn; cn = nn) {
+                        nn = cn->nnext;
+                        vnode *dir = cn->dir;
+                        cname_unhash(v, cn);
+                        free(cn->name);
+                        free(cn);
+                        dir->children--;
+                        if (!next)
+                                next = dir; /* directories have one name: no recursion there */
+                        else
+                                node_maybe_free(v, dir);
+                }
                 free(n->name);
                 free(n);
-                if (!p)
-                        break;
-                p->children--;
-                n = p;
+                n = next;
         }
 }
 
@@ -329,18 +497,17 @@ static vnode *node_get(view *v, enum vkind kind, const void *k1, uint64_t k2, co
         n->name = name ? xstrdup(name) : NULL;
         if (kind == VK_IMAGE) {
                 n->img = (struct vimage *)k1;
+                n->img->nodes++;
                 n->tino = (tree_ino)k2;
                 n->ino = INO_IMAGE | ((uint64_t)n->img->slot << 32) | (k2 + 1ULL);
         } else if (kind == VK_CNODE) {
-                n->parent = n->name ? (vnode *)k1 : NULL;
-                if (n->parent) {
-                        n->c = n->parent->c;
-                        n->parent->children++;
-                } else {
-                        n->c = (struct vcont *)k1;
-                }
+                /* only container roots come here; the other container nodes: cont_entry */
+                n->c = (struct vcont *)k1;
+                n->croot = true;
+                n->type = S_IFDIR;
         }
         table_insert(v, n);
+        all_add(v, n);
         if (ret_new)
                 *ret_new = true;
         return n;
@@ -377,6 +544,28 @@ static int vref_cmp(const void *a, const void *b)
         return strcmp(((const struct vref *)a)->name, ((const struct vref *)b)->name);
 }
 
+static void image_free(struct vimage *img)
+{
+        tree_close(img->t);
+        free(img->name);
+        free(img);
+}
+
+/* An image no name shows any more and no node uses: unmap its tree (rmi frees the space
+ * only once nobody maps it) and forget it. A later name for the same id gets a new slot, so
+ * inode numbers are never reused within the view. v->lock held. */
+static void image_release(view *v, struct vimage *img)
+{
+        if (img->in_refs || img->nodes > 0)
+                return;
+        for (struct vimage **p = &v->imgs; *p; p = &(*p)->next)
+                if (*p == img) {
+                        *p = img->next;
+                        image_free(img);
+                        return;
+                }
+}
+
 /* Re-read refs.json when it changed. Called with v->lock held. */
 static void refs_refresh(view *v)
 {
@@ -392,6 +581,8 @@ static void refs_refresh(view *v)
         for (size_t i = 0; i < v->n_refs; i++)
                 free(v->refs[i].name);
         free(v->refs);
+        for (struct vimage *x = v->imgs; x; x = x->next)
+                x->in_refs = false;
         v->refs = xcalloc(n + 1, sizeof(*v->refs));
         v->n_refs = 0;
         for (size_t i = 0; i < n; i++) {
@@ -409,9 +600,14 @@ static void refs_refresh(view *v)
                         img->next = v->imgs;
                         v->imgs = img;
                 }
+                img->in_refs = true;
                 v->refs[v->n_refs].name = xstrdup(refs[i].name);
                 v->refs[v->n_refs].img = img;
                 v->n_refs++;
+        }
+        for (struct vimage *x = v->imgs, *next; x; x = next) {
+                next = x->next;
+                image_release(v, x);
         }
         qsort(v->refs, v->n_refs, sizeof(*v->refs), vref_cmp);
         store_refs_free(refs, n);
@@ -427,6 +623,23 @@ static tree *image_tree(view *v, struct vimage *img)
                 img->err = store_image_open_tree(v->s, img->id, &img->t);
         }
         return img->t;
+}
+
+/* Is the listed container the one c serves? A removed container's view holds fds of its
+ * deleted upper dir and must never serve a new one that took its id. v->lock held. */
+static bool cont_same(struct vcont *c, const struct store_container *sc)
+{
+        if (!atomic_load(&c->gone))
+                return true;
+        if (strcmp(c->upper_path, sc->upper) != 0)
+                return false;
+        pthread_mutex_lock(&c->open_lock);
+        bool opened = c->u != NULL;
+        dev_t dev = c->udev;
+        ino_t ino = c->uino;
+        pthread_mutex_unlock(&c->open_lock);
+        struct stat st;
+        return !opened || (stat(sc->upper, &st) == 0 && st.st_dev == dev && st.st_ino == ino);
 }
 
 static void conts_refresh(view *v, bool force)
@@ -452,7 +665,7 @@ static void conts_refresh(view *v, bool force)
                         continue;
                 struct vcont *c = NULL;
                 for (struct vcont *x = v->conts; x && !c; x = x->next)
-                        if (strcmp(x->id, cs[i].id) == 0)
+                        if (strcmp(x->id, cs[i].id) == 0 && cont_same(x, &cs[i]))
                                 c = x;
                 if (!c) {
                         c = xcalloc(1, sizeof(*c));
@@ -494,6 +707,11 @@ static int cont_begin(view *v, struct vcont *c, bool write)
                 if (store_image_open_tree(v->s, c->image, &c->t) < 0)
                         c->t = NULL; /* image gone: the container shows its upper only */
                 c->err = upper_open(v->s, c->t, c->upper_path, &c->u);
+                struct stat st;
+                if (c->err == 0 && upper_root_stat(c->u, &st) == 0) {
+                        c->udev = st.st_dev;
+                        c->uino = st.st_ino;
+                }
         }
         int r = c->err;
         pthread_mutex_unlock(&c->open_lock);
@@ -571,28 +789,34 @@ static void cont_note(view *v, vnode *n, const struct upper_ent *e)
         pthread_mutex_unlock(&v->lock);
 }
 
-/* Path of a container node relative to the container root. Container lock held. */
+/* Path of a container directory node relative to the container root. Container lock held
+ * (directory names change only under its write lock). */
 static char *cnode_path(vnode *n)
 {
-        size_t len = 0, depth = 0;
-        for (vnode *x = n; x->parent; x = x->parent) {
-                len += strlen(x->name) + 1;
-                depth++;
-        }
+        size_t len = 0;
+        for (vnode *x = n; x->names; x = x->names->dir)
+                len += strlen(x->names->name) + 1;
         if (len)
                 len--; /* no separator before the first component */
         char *p = xmalloc(len + 1);
         p[len] = '\0';
         size_t pos = len;
-        for (vnode *x = n; x->parent; x = x->parent) {
-                size_t l = strlen(x->name);
+        for (vnode *x = n; x->names; x = x->names->dir) {
+                size_t l = strlen(x->names->name);
                 pos -= l;
-                memcpy(p + pos, x->name, l);
+                memcpy(p + pos, x->names->name, l);
                 if (pos > 0)
                         p[--pos] = '/';
         }
-        (void)depth;
         return p;
+}
+
+static bool dir_gone(vnode *dir)
+{
+        for (vnode *x = dir; x; x = x->names ? x->names->dir : NULL)
+                if (x->detached)
+                        return true;
+        return false;
 }
 
 /* How upper.c addresses a node: its parent dir and name (NULL dir for the container root). */
@@ -603,30 +827,33 @@ struct cref {
         bool root;
 };
 
+/* Container lock held: names cannot change meanwhile (v->lock is not needed to read them). */
 static int cref_entry(vnode *n, struct cref *r)
 {
         memset(r, 0, sizeof(*r));
         if (n->detached)
                 return -ENOENT;
-        if (!n->parent) {
+        if (n->croot) {
                 r->root = true;
                 return 0;
         }
-        for (vnode *x = n->parent; x; x = x->parent)
-                if (x->detached)
-                        return -ENOENT;
-        r->path = cnode_path(n->parent);
-        r->d = (struct upper_dir){ r->path, n->parent->dmerge, n->parent->dlower };
-        r->name = n->name;
-        return 0;
+        /* any live name of the inode will do */
+        for (struct cname *cn = n->names; cn; cn = cn->nnext) {
+                if (!cn->hashed || dir_gone(cn->dir))
+                        continue;
+                r->path = cnode_path(cn->dir);
+                r->d = (struct upper_dir){ r->path, cn->dir->dmerge, cn->dir->dlower };
+                r->name = cn->name;
+                return 0;
+        }
+        return -ENOENT;
 }
 
 static int cref_dir(vnode *dir, struct cref *r)
 {
         memset(r, 0, sizeof(*r));
-        for (vnode *x = dir; x; x = x->parent)
-                if (x->detached)
-                        return -ENOENT;
+        if (dir_gone(dir))
+                return -ENOENT;
         r->path = cnode_path(dir);
         r->d = (struct upper_dir){ r->path, dir->dmerge, dir->dlower };
         return 0;
@@ -636,17 +863,47 @@ static const struct upper_dir *cref_d(const struct cref *r) { return r->root ? N
 
 static void cref_done(struct cref *r) { free(r->path); }
 
+/* The node of a container entry, found by its name or (other names of a hardlink set) by its
+ * inode number, made when new; counts one lookup. Container lock and v->lock held. */
+static vnode *cont_node(view *v, vnode *parent, const char *name, const struct upper_ent *e)
+{
+        struct vcont *c = parent->c;
+        uint64_t ino = cont_ino(v, c, e);
+        mode_t type = e->st.st_mode & S_IFMT;
+        struct cname *cn = cname_find(v, parent, name);
+        if (cn && (cn->node->ino != ino || cn->node->type != type)) {
+                /* not the inode the name had (cannot happen through us; be safe) */
+                cname_remove(v, cn);
+                cn = NULL;
+        }
+        vnode *n = cn ? cn->node : NULL;
+        if (!n && !S_ISDIR(type)) {
+                n = table_find(v, VK_CNODE, c, ino, NULL);
+                if (n)
+                        cname_add(v, n, parent, name);
+        }
+        if (!n) {
+                n = xcalloc(1, sizeof(*n));
+                n->kind = VK_CNODE;
+                n->c = c;
+                n->ino = ino;
+                n->type = type;
+                n->dmerge = e->merge;
+                n->dlower = e->lower;
+                if (!S_ISDIR(type))
+                        table_insert(v, n);
+                all_add(v, n);
+                cname_add(v, n, parent, name);
+        }
+        n->nlookup++;
+        return n;
+}
+
 /* Make the reply entry for a container entry. Container lock held. */
 static void cont_entry(view *v, vnode *parent, const char *name, const struct upper_ent *e, struct view_entry *ret)
 {
         pthread_mutex_lock(&v->lock);
-        bool is_new;
-        vnode *n = node_get(v, VK_CNODE, parent, 0, name, &is_new);
-        if (is_new) {
-                n->ino = cont_ino(v, n->c, e);
-                n->dmerge = e->merge;
-                n->dlower = e->lower;
-        }
+        vnode *n = cont_node(v, parent, name, e);
         pthread_mutex_unlock(&v->lock);
         ret->id = id_of(v, n);
         ret->st = e->st;
@@ -1198,27 +1455,12 @@ int view_link(view *v, uint64_t id, uint64_t newparent, const char *newname, str
         return r;
 }
 
-size_t view_aliases(view *v, uint64_t id, uint64_t *out, size_t max)
-{
-        vnode *n = node_of(v, id);
-        size_t k = 0;
-        if (n->kind != VK_CNODE)
-                return 0;
-        pthread_mutex_lock(&v->lock);
-        for (size_t i = 0; i < v->n_buckets && k < max; i++)
-                for (vnode *x = v->buckets[i]; x && k < max; x = x->hnext)
-                        if (x != n && x->kind == VK_CNODE && x->c == n->c && x->ino == n->ino)
-                                out[k++] = id_of(v, x);
-        pthread_mutex_unlock(&v->lock);
-        return k;
-}
-
-/* An entry is gone from its name: its node no longer answers lookups. v->lock held. */
+/* An entry is gone from its name. v->lock held. */
 static void detach_name(view *v, vnode *parent, const char *name)
 {
-        vnode *n = table_find(v, VK_CNODE, parent, 0, name);
-        if (n)
-                node_detach(v, n);
+        struct cname *cn = cname_find(v, parent, name);
+        if (cn)
+                cname_remove(v, cn);
 }
 
 static int remove_entry(view *v, uint64_t parent, const char *name, bool dir)
@@ -1246,19 +1488,12 @@ static int remove_entry(view *v, uint64_t parent, const char *name, bool dir)
 int view_unlink(view *v, uint64_t parent, const char *name) { return remove_entry(v, parent, name, false); }
 int view_rmdir(view *v, uint64_t parent, const char *name) { return remove_entry(v, parent, name, true); }
 
-static void node_move(view *v, vnode *n, vnode *np, const char *nname)
+/* After a rename (which may copy an entry up without data): the entry keeps its number. */
+static void note_name(view *v, vnode *n, const struct upper_dir *d, const char *name)
 {
-        table_remove(v, n);
-        if (n->parent != np) {
-                np->children++;
-                vnode *old = n->parent;
-                n->parent = np;
-                old->children--;
-                /* old stays alive: the kernel still holds it (it was the request's parent) */
-        }
-        free(n->name);
-        n->name = xstrdup(nname);
-        table_insert(v, n);
+        struct upper_ent e;
+        if (n && upper_lookup(n->c->u, d, name, &e) == 0)
+                cont_note(v, n, &e);
 }
 
 int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
@@ -1283,26 +1518,31 @@ int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, 
                 r = upper_rename(p->c->u, &sr.d, name, &dr.d, newname, flags);
         if (r == 0) {
                 pthread_mutex_lock(&v->lock);
-                vnode *s = table_find(v, VK_CNODE, p, 0, name);
-                vnode *t = table_find(v, VK_CNODE, np, 0, newname);
-                if (s != t) {
-                        if (flags & RENAME_EXCHANGE) {
-                                if (s)
-                                        table_remove(v, s);
-                                if (t) {
-                                        node_move(v, t, p, name);
-                                }
-                                if (s)
-                                        node_move(v, s, np, newname);
-                        } else {
-                                if (t)
-                                        node_detach(v, t);
-                                if (s)
-                                        node_move(v, s, np, newname);
-                        }
+                struct cname *s = cname_find(v, p, name);
+                struct cname *t = cname_find(v, np, newname);
+                vnode *sn = s ? s->node : NULL, *tn = t ? t->node : NULL;
+                if (s && t && sn == tn) {
+                        /* two names of one inode: rename(2) does nothing */
+                } else if (flags & RENAME_EXCHANGE) {
+                        if (s)
+                                cname_unhash(v, s);
+                        if (t)
+                                cname_unhash(v, t);
+                        if (s)
+                                cname_move(v, s, np, newname);
+                        if (t)
+                                cname_move(v, t, p, name);
+                } else {
+                        if (t)
+                                cname_remove(v, t);
+                        if (s)
+                                cname_move(v, s, np, newname);
                 }
                 node_maybe_free(v, p);
                 pthread_mutex_unlock(&v->lock);
+                note_name(v, sn, &dr.d, newname);
+                if (flags & RENAME_EXCHANGE)
+                        note_name(v, tn, &sr.d, name);
         }
         cref_done(&sr);
         cref_done(&dr);
@@ -1645,8 +1885,8 @@ static int dir_build(view_dir *d)
                         mode_t type = (mode_t)DTTOIF(ents[i].type);
                         if (upper_lookup(n->c->u, &cr.d, ents[i].name, &e) == 0) {
                                 pthread_mutex_lock(&v->lock);
-                                vnode *x = table_find(v, VK_CNODE, n, 0, ents[i].name);
-                                ino = x ? x->ino : cont_ino(v, n->c, &e);
+                                struct cname *x = cname_find(v, n, ents[i].name);
+                                ino = x ? x->node->ino : cont_ino(v, n->c, &e);
                                 pthread_mutex_unlock(&v->lock);
                                 type = e.st.st_mode & S_IFMT;
                         } else {
@@ -1670,6 +1910,14 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
         memset(ret_st, 0, sizeof(*ret_st));
         if (off < 0)
                 return -EINVAL;
+        if (n->kind != VK_IMAGE && (off == 0 || !d->built)) {
+                /* a snapshot from the start (rewinddir too); a directory that is gone (its
+                 * container removed) fails here rather than list "." and ".." */
+                int r = dir_build(d);
+                if (r < 0)
+                        return r;
+                d->built = true;
+        }
         if (off == 0 || off == 1) {
                 *ret_name = off == 0 ? "." : "..";
                 ret_st->st_mode = S_IFDIR;
@@ -1701,14 +1949,6 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
                 ret_st->st_mode = i->mode & S_IFMT;
                 *ret_next = off + 1;
                 return 0;
-        }
-        if (!d->built || off == 2) {
-                if (off == 2 || !d->built) {
-                        int r = dir_build(d);
-                        if (r < 0)
-                                return r;
-                        d->built = true;
-                }
         }
         if (idx >= d->n_e)
                 return -ENOENT;
@@ -1853,6 +2093,81 @@ int view_statfs(view *v, uint64_t id, struct statvfs *ret)
         return fstatvfs(store_dirfd(v->s), ret) < 0 ? -errno : 0;
 }
 
+/* ---- store changes ---- */
+
+struct gone_name {
+        uint64_t parent;
+        char *name;
+};
+
+static void gone_add(struct gone_name **g, size_t *n, uint64_t parent, const char *name, size_t len)
+{
+        *g = xrealloc(*g, (*n + 1) * sizeof(**g));
+        (*g)[(*n)++] = (struct gone_name){ parent, xstrndup(name, len) };
+}
+
+static bool ref_named(view *v, const char *name)
+{
+        struct vref key = { .name = (char *)name };
+        return v->n_refs && bsearch(&key, v->refs, v->n_refs, sizeof(*v->refs), vref_cmp);
+}
+
+void view_refresh(view *v, void (*gone)(void *ud, uint64_t parent, const char *name), void *ud)
+{
+        struct gone_name *g = NULL;
+        size_t n_g = 0;
+        pthread_mutex_lock(&v->lock);
+        size_t n_old = v->n_refs;
+        char **old = xcalloc(n_old + 1, sizeof(*old));
+        for (size_t i = 0; i < n_old; i++)
+                old[i] = xstrdup(v->refs[i].name);
+        refs_refresh(v);
+        for (size_t i = 0; i < n_old; i++) {
+                if (ref_named(v, old[i]))
+                        continue;
+                /* every component: a prefix dir may be gone with it (dropping a live one only
+                 * costs the kernel a lookup) */
+                vnode *parent = &v->images;
+                for (const char *c = old[i]; parent;) {
+                        const char *e = strchrnul(c, '/');
+                        gone_add(&g, &n_g, id_of(v, parent), c, (size_t)(e - c));
+                        if (!*e)
+                                break;
+                        _cleanup_free_ char *prefix = xstrndup(old[i], (size_t)(e - old[i]));
+                        parent = table_find(v, VK_IPREFIX, NULL, 0, prefix);
+                        c = e + 1;
+                }
+        }
+        for (size_t i = 0; i < n_old; i++)
+                free(old[i]);
+        free(old);
+        size_t n_c = 0;
+        for (struct vcont *c = v->conts; c; c = c->next)
+                n_c++;
+        struct vcont **live = xcalloc(n_c + 1, sizeof(*live)); /* new ones go to the head */
+        size_t k = 0;
+        for (struct vcont *c = v->conts; c; c = c->next)
+                if (!atomic_load(&c->gone))
+                        live[k++] = c;
+        conts_refresh(v, true);
+        for (size_t i = 0; i < k; i++) {
+                struct vcont *c = live[i];
+                if (!atomic_load(&c->gone))
+                        continue;
+                gone_add(&g, &n_g, id_of(v, &v->containers), c->id, strlen(c->id));
+                if (c->name)
+                        gone_add(&g, &n_g, id_of(v, &v->containers), c->name, strlen(c->name));
+        }
+        free(live);
+        pthread_mutex_unlock(&v->lock);
+        for (size_t i = 0; i < n_g; i++) {
+                if (gone)
+                        gone(ud, g[i].parent, g[i].name);
+                free(g[i].name);
+        }
+        free(g);
+}
+
 /* ---- setup ---- */
 
 int view_new(store *s, view **ret)
@@ -1877,26 +2192,24 @@ void view_free(view *v)
 {
         if (!v)
                 return;
-        for (size_t i = 0; i < v->n_buckets; i++)
-                for (vnode *n = v->buckets[i], *next; n; n = next) {
-                        next = n->hnext;
-                        free(n->name);
-                        free(n);
+        for (vnode *n = v->all, *next; n; n = next) {
+                next = n->anext;
+                for (struct cname *cn = n->names, *nn; cn; cn = nn) {
+                        nn = cn->nnext;
+                        free(cn->name);
+                        free(cn);
                 }
-        free(v->buckets);
-        for (vnode *n = v->detached, *next; n; n = next) {
-                next = n->dnext;
                 free(n->name);
                 free(n);
         }
+        free(v->buckets);
+        free(v->cn_buckets); /* every name is on its node's list: freed with the nodes above */
         for (size_t i = 0; i < v->n_refs; i++)
                 free(v->refs[i].name);
         free(v->refs);
         for (struct vimage *x = v->imgs, *next; x; x = next) {
                 next = x->next;
-                tree_close(x->t);
-                free(x->name);
-                free(x);
+                image_free(x);
         }
         for (struct vcont *c = v->conts, *next; c; c = next) {
                 next = c->next;

@@ -12,7 +12,9 @@
  * mknod, symlink, link) counts one reference that view_forget() gives back; VIEW_ROOT_ID is
  * never forgotten. Inode numbers (st_ino) are stable for the life of the view: image entries
  * take theirs from the tree (hardlinks share one), container entries from their lower origin or
- * from a map of upper inodes. The list of images and containers is re-read when the store
+ * from a map of upper inodes. One inode is one node id, whatever name it is reached by: the
+ * names of a hardlink set (in an image or a container, before and after copy-up) resolve to
+ * the same id, so the kernel keeps one inode for them (link count, attributes, page cache). The list of images and containers is re-read when the store
  * changes (refs.json, containers/), so no remount is needed.
  *
  * Thread safety: every function may be called from several threads at once.
@@ -76,9 +78,6 @@ int view_mkdir(view *v, const struct view_ctx *c, uint64_t parent, const char *n
 int view_symlink(view *v, const struct view_ctx *c, uint64_t parent, const char *name, const char *target,
                  struct view_entry *ret);
 int view_link(view *v, uint64_t id, uint64_t newparent, const char *newname, struct view_entry *ret);
-/* Other live nodes of a container that show the same inode (the other names of a hardlink set:
- * each name is its own node), up to max; their cached attributes go stale on link. */
-size_t view_aliases(view *v, uint64_t id, uint64_t *out, size_t max);
 int view_unlink(view *v, uint64_t parent, const char *name);
 int view_rmdir(view *v, uint64_t parent, const char *name);
 int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
@@ -113,3 +112,10 @@ ssize_t view_listxattr(view *v, uint64_t id, char *buf, size_t size);
 int view_setxattr(view *v, uint64_t id, const char *name, const void *value, size_t size, int flags);
 int view_removexattr(view *v, uint64_t id, const char *name);
 int view_statfs(view *v, uint64_t id, struct statvfs *ret);
+
+/* Re-read the store's names now (the daemon calls this when the store changes) and report
+ * every name under images/ or containers/ that went away as (parent node id, name), so that
+ * the kernel drops what it caches under it: its nodes are then forgotten, and an image tree no
+ * name and no node uses any more is unmapped (rmi frees its space while mounted). Called
+ * without any lock held; gone may call into the kernel. */
+void view_refresh(view *v, void (*gone)(void *ud, uint64_t parent, const char *name), void *ud);

@@ -108,6 +108,10 @@ int caps_set(uint64_t caps)
 {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
         struct __user_cap_data_struct d[2] = { 0 };
+        /* never more than we have (--privileged under a runtime that holds back some) */
+        if (syscall(SYS_capget, &h, d) == 0)
+                caps &= (uint64_t)d[0].permitted | (uint64_t)d[1].permitted << 32;
+        memset(d, 0, sizeof(d));
         d[0].effective = d[0].permitted = (uint32_t)caps;
         d[1].effective = d[1].permitted = (uint32_t)(caps >> 32);
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)

@@ -94,7 +94,10 @@ int secprofile_apply_default(uint64_t caps)
         _cleanup_(ctx_release) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
         if (!ctx)
                 return -ENOMEM;
-        int r;
+        /* libseccomp sets no_new_privs by default; it is an option of its own here */
+        int r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+        if (r < 0)
+                return r;
 #if defined(__x86_64__)
         /* 32-bit and x32 binaries make syscalls through other ABIs: filter those too. */
         if ((r = seccomp_arch_add(ctx, SCMP_ARCH_X86)) < 0 && r != -EEXIST)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <sched.h>
@@ -18,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -135,6 +137,14 @@ static int file_in_root(int rootfd, const char *path)
         return open_in_root(rootfd, path, O_PATH, IN_ROOT);
 }
 
+/* A link in the image may point a mount target into the container's /proc or /sys (mounted
+ * by then): mounting over those could hide masks or read-only paths, as runc learned. */
+static bool on_kernel_fs(int fd)
+{
+        struct statfs sf;
+        return fstatfs(fd, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC);
+}
+
 static char *fdpath(int fd)
 {
         return xasprintf("/proc/self/fd/%d", fd);
@@ -236,9 +246,11 @@ static void mount_dev(struct child *c, int rootfd)
         } nodes[] = {
                 { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
         };
+        mode_t um = umask(0);
         for (size_t i = 0; i < ARRAY_SIZE(nodes); i++)
                 if (mknodat(dev, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
                         fail(c, 125, "mknod /dev/%s: %m", nodes[i].name);
+        umask(um);
         static const struct {
                 const char *name, *target;
         } links[] = {
@@ -321,6 +333,8 @@ static void bind_file(struct child *c, int rootfd, const char *src, const char *
         struct stat st;
         if (fstat(t, &st) == 0 && S_ISDIR(st.st_mode))
                 fail(c, 125, "mount %s: it is a directory in the image", target);
+        if (on_kernel_fs(t))
+                fail(c, 125, "mount %s: it leads into /proc or /sys", target);
         int r = mount_fd(src, t, NULL, MS_BIND, NULL);
         if (r < 0)
                 fail(c, 125, "mount %s: %s", target, strerror(-r));
@@ -340,6 +354,8 @@ static void mount_volumes(struct child *c, int rootfd)
                 _cleanup_close_ int t = S_ISDIR(st.st_mode) ? mkdir_in_root(rootfd, v->ctr, 0755) : file_in_root(rootfd, v->ctr);
                 if (t < 0)
                         fail(c, 125, "volume %s: mount point %s: %s", v->host, v->ctr, strerror(-t));
+                if (on_kernel_fs(t))
+                        fail(c, 125, "volume %s: mount point %s is in /proc or /sys", v->host, v->ctr);
                 _cleanup_free_ char *sp = fdpath(src);
                 int r = mount_fd(sp, t, NULL, MS_BIND | MS_REC, NULL);
                 if (r < 0)
@@ -431,7 +447,13 @@ static _Noreturn void do_exec(struct child *c, char *const *args, char *const *e
 {
         int code = 0;
         _cleanup_free_ char *file = find_exec(c, args[0], env, &code);
-        sigprocmask(SIG_SETMASK, &c->oldmask, NULL);
+        /* a fresh process: default dispositions (ignored ones survive exec), nothing blocked */
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         /* fds inherited from whoever ran ctfs do not reach the container */
         syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
         execve(file, args, env);

@@ -75,6 +75,23 @@ t_ok "link to an image file" ln "$C/data/hl1" "$C/data/hl9"
 t_is "  the whole set: one inode, nlink 4" "$(stat -c '%i %h' "$C/data/hl1" "$C/data/sub/hl2" "$C/data/hl3" "$C/data/hl9" | sort -u | wc -l) $(stat -c %h "$C/data/hl9")" "1 4"
 t_ok "write through a link" sh -c "echo changed > '$C/data/hl9'"
 t_is "  seen through the others" "$(cat "$C/data/hl1" "$C/data/sub/hl2")" $'changed\nchanged'
+# every name of a hardlink set is one inode for the kernel: link counts and page cache shared
+stat "$C/data/hl1" "$C/data/sub/hl2" "$C/data/hl3" >/dev/null # attributes cached by the kernel
+t_ok "link again" ln "$C/data/hl1" "$C/data/hl10"
+t_is "  nlink through another name, at once" "$(stat -c %h "$C/data/sub/hl2")" 5
+t_ok "unlink a name" rm "$C/data/hl10"
+t_is "  nlink through the others, at once" "$(stat -c %h "$C/data/sub/hl2") $(stat -c %h "$C/data/hl3")" "4 4"
+t_ok "mmap through one name sees a write through another" py "
+import mmap, os
+a = os.open('$C/data/hl1', os.O_RDWR); b = os.open('$C/data/sub/hl2', os.O_RDWR)
+m = mmap.mmap(a, 7, mmap.MAP_SHARED)
+assert m[0:7] == b'changed', m[0:7]
+os.pwrite(b, b'CHANGED', 0)
+assert m[0:7] == b'CHANGED', m[0:7]
+m[0:1] = b'X'; m.flush()
+assert os.pread(b, 7, 0) == b'XHANGED', os.pread(b, 7, 0)
+m.close(); os.close(a); os.close(b)"
+t_is "  and read(2) through a third name" "$(cat "$C/data/hl3")" XHANGED
 t_ok "symlink" ln -s ../etc/passwd "$C/bin/pw"
 t_is "  target" "$(readlink "$C/bin/pw")" ../etc/passwd
 t_ok "mkfifo" mkfifo "$C/fifo"
@@ -191,5 +208,70 @@ s2=$!
 wait $s1 $s2 || true
 t_is "nothing appeared in the directory the symlinks pointed to" "$(ls -A "$canary" | wc -l)" 0
 t_is "and its mode is unchanged" "$(stat -c %a "$canary")" 700
+
+# --- containers created and removed while mounted ---------------------------------------------
+third=$("$DRIVER" container "$CTFS_ROOT" third)
+T=$MNT/containers/$third
+t_ok "a container created while mounted appears" test -f "$T/etc/passwd"
+t_is "  and its name" "$(readlink "$MNT/containers/third")" "$third"
+echo data >"$T/etc/w"
+cat >"$TMP/removed.py" <<'PYEOF'
+import errno, os, subprocess, sys, time
+T, store_dir, escape = sys.argv[1:4]
+lower = os.open(T + "/etc/passwd", os.O_RDONLY)
+upper = os.open(T + "/etc/w", os.O_RDWR)
+d = os.open(T + "/etc", os.O_RDONLY | os.O_DIRECTORY)
+os.pread(lower, 4, 0)
+subprocess.run(["rm", "-rf", "--one-file-system", store_dir], check=True)
+for _ in range(6): # the daemon watches the store: no waiting for a cache timeout (1 s)
+    if not os.path.exists(T):
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("the removed container is still there")
+def fails(what, f, *a, **kw):
+    try:
+        f(*a, **kw)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ESTALE):
+            sys.exit("%s: %s (expected ENOENT or ESTALE)" % (what, e))
+        return
+    sys.exit("%s succeeded in a removed container" % what)
+fails("create through an open dir", os.open, "new", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=d)
+fails("mkdir through an open dir", os.mkdir, "sub", dir_fd=d)
+fails("symlink through an open dir", os.symlink, escape, "ln", dir_fd=d)
+# readdir fails with ENOENT, which glibc reads as the end of a removed directory: empty
+try:
+    if os.listdir(d):
+        sys.exit("the open dir of a removed container still lists entries")
+except OSError as e:
+    if e.errno not in (errno.ENOENT, errno.ESTALE):
+        sys.exit("listing the open dir: %s" % e)
+fails("rename through an open dir", os.rename, "passwd", "p2", src_dir_fd=d, dst_dir_fd=d)
+fails("chmod through an open dir", os.chmod, "passwd", 0o777, dir_fd=d, follow_symlinks=False)
+# open files: the data they hold may still be read or written (an unlinked file's rules), but
+# nothing may crash or reach another path
+for op in (lambda: os.pread(lower, 4, 0), lambda: os.pread(upper, 4, 0), lambda: os.pwrite(upper, b"x", 0),
+           lambda: os.fstat(upper), lambda: os.fchmod(upper, 0o600), lambda: os.ftruncate(upper, 1),
+           lambda: os.fsync(upper)):
+    try:
+        op()
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ESTALE, errno.EBADF):
+            sys.exit("an open file of a removed container: %s" % e)
+for fd in (lower, upper, d):
+    os.close(fd)
+PYEOF
+t_ok "a removed container disappears at once; operations in it fail with ENOENT, open files are harmless" \
+	python3 "$TMP/removed.py" "$T" "$CTFS_ROOT/containers/$third" "$canary"
+t_fail "  its name is gone" test -e "$MNT/containers/third"
+t_fail "  not listed" grep -qx "$third" <(ls "$MNT/containers")
+t_fail "  nothing was made again in the store" test -e "$CTFS_ROOT/containers/$third"
+t_is "  nor where the symlinks pointed" "$(ls -A "$canary" | wc -l)" 0
+t_ok "the daemon still serves the other containers" test -f "$C/etc/new2"
+again=$("$DRIVER" container "$CTFS_ROOT" third)
+t_is "a container made again under the same id" "$again" "$third"
+t_ok "  is served fresh (its own upper dir)" sh -c "test -f '$T/etc/passwd' && test ! -e '$T/etc/w'"
+t_ok "  and writes go to its new upper dir" sh -c "echo new > '$T/etc/new3' && test -f '$CTFS_ROOT/containers/$third/upper/etc/new3'"
 
 t_ok "umount" fumount

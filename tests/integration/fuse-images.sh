@@ -51,9 +51,25 @@ t_ok "tag the image" ctfs tag localhost/layout:v1 127.0.0.1:5000/some/repo:t1
 sleep 1.2
 t_ok "the new name appears" test -d "$MNT/images/127.0.0.1:5000/some/repo:t1/bin"
 t_ok "listed in its parent" grep -qx 'repo:t1' <(ls "$MNT/images/127.0.0.1:5000/some")
+# each name is its own tree mapping in the daemon; a removed name's mapping goes once nothing uses
+# it (rmi frees the space while mounted)
+find "$MNT/images/127.0.0.1:5000/some/repo:t1" -ls >/dev/null
+dpid=$(jq -r .pid "$CTFS_ROOT/mount.json")
+tree_maps() { grep -c '/images/[0-9a-f]*/tree' "/proc/$dpid/maps" || true; }
+# until_ok SECONDS CMD...: CMD succeeds within SECONDS (polled every 0.1 s)
+until_ok() {
+	local i n=$(($1 * 10))
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	"$@"
+}
+t_is "both names of the image are mapped" "$(tree_maps)" 2
 t_ok "untag it" ctfs rmi 127.0.0.1:5000/some/repo:t1
-sleep 1.2
-t_fail "the name is gone" test -e "$MNT/images/127.0.0.1:5000/some/repo:t1"
+t_ok "the name is gone at once (the daemon watches the store)" until_ok 2 test ! -e "$MNT/images/127.0.0.1:5000/some/repo:t1"
+t_ok "its tree is unmapped, without a remount" until_ok 3 sh -c "test \$(grep -c '/images/[0-9a-f]*/tree' /proc/$dpid/maps) = 1"
 
 # other users: permissions are checked by the kernel against the image's attributes
 t_ok "another user reads a world-readable file" nobody cat "$img/bin/busybox"

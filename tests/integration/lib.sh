@@ -245,6 +245,8 @@ _t_cleanup() {
 		_t_unmount_below "$TMP"
 		_t_kill_bg
 		_t_unmount_below "$TMP"
+		# a daemon that was just unmounted may still be writing its report
+		[[ -z ${CTFS_SANITIZER_LOGS:-} || -n $_t_skip_all ]] || { sleep 1; _t_sanitizer_reports; }
 		if [[ -n ${CTFS_KEEP_TMP:-} ]]; then
 			diag "kept $TMP"
 		elif [[ -n $(_t_mounts_below "$TMP") ]]; then
@@ -289,6 +291,32 @@ export TMP
 export CTFS_ROOT=$TMP/root
 # The default mount point is <root>/mnt; an inherited one would escape $TMP.
 unset CTFS_MNT
+
+# CTFS_SANITIZER_LOGS=1 (the asan-fuse suite): ctfs is built with ASan/UBSan. The FUSE daemon
+# runs detached with stderr on /dev/null, so every sanitizer report, of the daemon and of each
+# command, goes to a file under $TMP/sanitizer; any such file fails the script (at exit, once
+# everything is unmounted and the daemon is gone).
+if [[ -n ${CTFS_SANITIZER_LOGS:-} ]]; then
+	mkdir -p "$TMP/sanitizer"
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$TMP/sanitizer/asan"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$TMP/sanitizer/ubsan"
+fi
+
+# _t_sanitizer_reports: reports as a failed test, with their contents.
+_t_sanitizer_reports() {
+	[[ -n ${CTFS_SANITIZER_LOGS:-} && -d $TMP/sanitizer ]] || return 0
+	local f files=()
+	for f in "$TMP"/sanitizer/*; do [[ -e $f ]] && files+=("$f"); done
+	if ((${#files[@]} == 0)); then
+		ok "no sanitizer reports (daemon and commands)"
+		return 0
+	fi
+	not_ok "no sanitizer reports (daemon and commands): ${#files[@]} report file(s)"
+	for f in "${files[@]}"; do
+		diag "$f:"
+		diag_file "$f" 80
+	done
+}
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures. Built only with independent tools (coreutils, busybox-static, umoci, skopeo, GNU

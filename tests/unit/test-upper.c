@@ -120,6 +120,23 @@ static bool listed(const char *dir, const char *name)
         return found;
 }
 
+/* Switch u to a new, empty container upper dir over the same image (tmpl/name/upper). */
+static void fresh_upper(const char *tmpl, const char *name)
+{
+        upper_close(u);
+        u = NULL;
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s/%s", tmpl, name);
+        mkdir(dir, 0700);
+        snprintf(upath, sizeof(upath), "%s/upper", dir);
+        int r = upper_create_dirs(upath, t);
+        if (r == 0)
+                r = upper_open(s, t, upath, &u);
+        ok(r == 0, "a fresh upper dir %s (%s)", name, strerror(-r));
+        if (r < 0)
+                exit(tap_done() ? 1 : 1);
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -474,6 +491,54 @@ int main(void)
         ok(r == 0 && exists("etc", "shadow") && !exists("deep/a", "b") && exists("moved/c", "leaf") &&
                    !exists("", "tmp"),
            "state survives reopening the upper dir");
+
+        /* a fresh container: the names of a lower hardlink set under renamed image dirs join the
+         * set when it is copied up */
+        fresh_upper(tmpl, "c2");
+        {
+                d = D("data");
+                r = upper_rename(u, &d, "sub", &d, "sub2", 0);
+                ok(r == 0, "rename an image dir that holds a name of a hardlink set");
+                d = D("");
+                r = upper_rename(u, &d, "data", &d, "d2", 0);
+                ok(r == 0, "rename its parent too");
+                int fd;
+                bool lower;
+                d = D("d2");
+                r = upper_open_file(u, &d, "hl1", O_WRONLY, &fd, &lower);
+                ok(r == 0 && !lower, "open one name for writing (copy-up)");
+                if (r == 0) {
+                        ok(pwrite(fd, "NEW", 3, 0) == 3, "write through it");
+                        close(fd);
+                }
+                char *data = read_all("d2/sub2", "hl2", NULL);
+                ok(data && strncmp(data, "NEWdlinked", 10) == 0, "the name under the renamed dir sees the write");
+                free(data);
+                struct upper_ent e1, e2, e3;
+                struct upper_dir d1 = D("d2"), ds = D("d2/sub2");
+                ok(upper_lookup(u, &d1, "hl1", &e1) == 0 && upper_lookup(u, &ds, "hl2", &e2) == 0 &&
+                           upper_lookup(u, &d1, "hl3", &e3) == 0 && e1.in_upper && e2.in_upper && e3.in_upper &&
+                           e1.st.st_ino == e2.st.st_ino && e1.st.st_ino == e3.st.st_ino && e2.st.st_nlink == 3,
+                   "one upper inode for the three names, nlink 3");
+        }
+
+        /* unlinking or replacing a name of a lower hardlink set: the others' nlink follows */
+        fresh_upper(tmpl, "c3");
+        {
+                d = D("data");
+                ok(upper_unlink(u, &d, "hl3") == 0, "unlink a lower name of a set");
+                struct upper_dir ds = D("data/sub");
+                ok(upper_lookup(u, &d, "hl1", &e) == 0 && e.st.st_nlink == 2 && upper_lookup(u, &ds, "hl2", &e) == 0 &&
+                           e.st.st_nlink == 2,
+                   "the other names show nlink 2 (%d)", (int)e.st.st_nlink);
+                struct upper_dir db = D("bin");
+                ok(upper_rename(u, &db, "su", &d, "hl1", 0) == 0, "rename over another name of the set");
+                ok(upper_lookup(u, &ds, "hl2", &e) == 0 && e.st.st_nlink == 1, "the last name shows nlink 1 (%d)",
+                   (int)e.st.st_nlink);
+                char *data = read_all("data/sub", "hl2", NULL);
+                ok(data && strcmp(data, "hardlinked\n") == 0, "and still reads the set's data");
+                free(data);
+        }
 
         upper_close(u);
         tree_close(t);

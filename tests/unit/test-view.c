@@ -271,6 +271,31 @@ int main(void)
                 ok(view_rmdir(v, croot, "etc") == -ENOTEMPTY, "rmdir non-empty: ENOTEMPTY");
                 struct statvfs sv;
                 ok(view_statfs(v, croot, &sv) == 0 && sv.f_bsize > 0, "statfs");
+
+                /* one node per inode: every name of a hardlink set, before and after copy-up */
+                char p2[512];
+                snprintf(p, sizeof(p), "%s/data/hl1", cpath);
+                snprintf(p2, sizeof(p2), "%s/data/sub/hl2", cpath);
+                uint64_t h1 = walk(p, NULL), h2 = walk(p2, NULL);
+                ok(h1 && h1 == h2, "container: the names of an image hardlink set are one node");
+                snprintf(p, sizeof(p), "%s/data", cpath);
+                uint64_t ddir = walk(p, NULL);
+                r = view_link(v, h1, ddir, "hl4", &e);
+                ok(r == 0 && e.id == h1 && e.st.st_nlink == 4, "link: the new name is the same node, nlink 4");
+                snprintf(p, sizeof(p), "%s/data/hl3", cpath);
+                ok(walk(p, NULL) == h1, "names looked up after the copy-up: the same node");
+                ok(view_unlink(v, ddir, "hl1") == 0, "unlink the name the node was first found by");
+                double t;
+                ok(view_getattr(v, h1, NULL, &st, &t) == 0 && st.st_nlink == 3, "the node still answers, nlink 3");
+                ok(view_rename(v, ddir, "hl3", ddir, "hl4", 0) == 0 && view_getattr(v, h1, NULL, &st, &t) == 0,
+                   "rename between two names of the set changes nothing");
+                snprintf(p, sizeof(p), "%s/data/hl3", cpath);
+                ok(walk(p, NULL) == h1, "  both names still there");
+                ok(view_unlink(v, ddir, "hl3") == 0 && view_unlink(v, ddir, "hl4") == 0, "unlink two more names");
+                ok(view_getattr(v, h1, NULL, &st, &t) == 0 && st.st_nlink == 1, "the last name: nlink 1");
+                snprintf(p, sizeof(p), "%s/data/sub", cpath);
+                ok(view_unlink(v, walk(p, NULL), "hl2") == 0 && view_getattr(v, h1, NULL, &st, &t) == -ENOENT,
+                   "no name left: ENOENT");
         }
 
         view_free(v);

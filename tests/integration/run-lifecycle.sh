@@ -1,0 +1,231 @@
+#!/bin/bash
+# The container commands: create, run (options, exit codes, signals, pty), start, ps/list,
+# inspect, logs, wait, stop, kill, rm, exec, and the image config (Entrypoint, Cmd, Env,
+# WorkingDir, User) honoured.
+. "$(dirname "$0")/lib.sh"
+require_root
+require_cmd python3 script
+
+fx_busybox_image "$TMP/layout" v1
+# v2: an image with Entrypoint, Env, WorkingDir, User and a StopSignal of its own.
+umoci tag --image "$TMP/layout:v1" v2 >/dev/null
+umoci config --image "$TMP/layout:v2" --config.entrypoint /bin/echo --config.cmd from-cmd \
+	--config.env GREETING=hello --config.workingdir /home/user --config.user user \
+	--config.stopsignal SIGUSR1 >/dev/null
+ctfs pull -q "oci:$TMP/layout:v1" >/dev/null
+ctfs pull -q "oci:$TMP/layout:v2" >/dev/null
+IMG=localhost/layout:v1
+ctfs mount >/dev/null 2>&1 || true
+
+# run_out ARGS...: output (stdout+stderr) of `ctfs run ARGS` in $out, its status in $rc.
+run_out() {
+	rc=0
+	out=$(ctfs run "$@" 2>&1) || rc=$?
+}
+
+# --- exit codes -------------------------------------------------------------------------------
+
+run_out --rm "$IMG" true
+t_is "exit 0" "$rc" 0
+run_out --rm "$IMG" sh -c 'exit 3'
+t_is "the container's own exit status (3)" "$rc" 3
+run_out --rm "$IMG" /etc/passwd
+t_is "cannot execute: 126" "$rc" 126
+t_like "... with docker's message" "$out" 'exec: "/etc/passwd": [Pp]ermission denied'
+run_out --rm "$IMG" no-such-command
+t_is "not found: 127" "$rc" 127
+t_like "... with docker's message" "$out" 'exec: "no-such-command": executable file not found in \$PATH'
+run_out --rm "$IMG" /no/such/file
+t_is "absolute path not found: 127" "$rc" 127
+run_out --rm --no-such-option "$IMG" true
+t_is "bad option: 125" "$rc" 125
+run_out --rm localhost/no-such-image true
+t_is "missing image: 125" "$rc" 125
+run_out --rm -m 10m "$IMG" sh -c 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done'
+t_is "killed by SIGKILL: 137" "$rc" 137
+run_out --rm --init "$IMG" sh -c 'kill -TERM $$; sleep 5'
+t_is "killed by SIGTERM: 143" "$rc" 143
+run_out --rm -w /nonexistent/dir "$IMG" pwd
+t_is "-w creates a missing working directory" "$out" /nonexistent/dir
+
+# --- image config and options -----------------------------------------------------------------
+
+run_out --rm localhost/layout:v2
+t_is "Entrypoint + Cmd" "$out" from-cmd
+run_out --rm localhost/layout:v2 a b
+t_is "arguments replace Cmd" "$out" "a b"
+run_out --rm --entrypoint /bin/sh localhost/layout:v2 -c 'id -un; pwd; echo $GREETING $HOME'
+t_is "User, WorkingDir, Env from the image; --entrypoint" "$out" $'user\n/home/user\nhello /home/user'
+run_out --rm -u 0 -w / -e GREETING=bye -e NEW=1 --entrypoint sh localhost/layout:v2 -c 'id -u; pwd; echo $GREETING $NEW'
+t_is "-u, -w, -e override the image" "$out" $'0\n/\nbye 1'
+printf '# comment\nFROM_FILE=yes\n\nFROM_HOST\n' >"$TMP/envfile"
+FROM_HOST=host-value run_out --rm --env-file "$TMP/envfile" "$IMG" sh -c 'echo $FROM_FILE $FROM_HOST'
+t_is "--env-file (and KEY taken from the host)" "$out" "yes host-value"
+run_out --rm "$IMG" sh -c 'echo $PATH; echo $HOSTNAME; echo $HOME'
+t_like "default env: PATH, HOSTNAME, HOME" "$out" $'^/usr/sbin:/usr/bin:/sbin:/bin\n[0-9a-f]{12}\n/root$'
+run_out --rm -i "$IMG" cat <<<piped
+t_is "-i passes stdin" "$out" piped
+run_out --rm "$IMG" cat <<<piped
+t_is "without -i stdin is empty" "$out" ""
+
+# --- signals to ctfs run are forwarded ---------------------------------------------------------
+
+sig_test() { # SIGNAL INIT: run a container trapping SIGNAL, send it to ctfs run
+	local sig=$1 rc=0
+	shift
+	"$CTFS" --root "$CTFS_ROOT" run --rm "$@" "$IMG" sh -c "trap 'echo got-$sig; exit 42' $sig; echo ready; while true; do sleep 0.1; done" >"$TMP/sig.out" 2>&1 &
+	local pid=$!
+	for _ in $(seq 50); do grep -q ready "$TMP/sig.out" && break; sleep 0.1; done
+	kill -"$sig" "$pid"
+	wait "$pid" || rc=$?
+	echo "$rc $(grep got "$TMP/sig.out")"
+}
+for sig in TERM INT HUP USR1 USR2 QUIT; do
+	t_is "SIG$sig to ctfs run reaches the container" "$(sig_test $sig)" "42 got-$sig"
+done
+"$CTFS" --root "$CTFS_ROOT" run --rm --init "$IMG" sleep 30 >/dev/null 2>&1 &
+pid=$!
+sleep 1
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+t_is "--init forwards SIGTERM to the command (143)" "$rc" 143
+run_out --rm --init "$IMG" sh -c 'ps -o pid=,comm= | head -2 | tr -s " "; (sleep 0.2 &); sleep 0.5; ps -o stat=,comm= | grep -c ^Z'
+t_is "--init: pid 1 is the init, zombies are reaped" "$(echo $out)" "1 ctfs 2 sh 0"
+
+# --- pty ----------------------------------------------------------------------------------------
+
+cat >"$TMP/ptyharness.py" <<'PY'
+import fcntl, os, pty, select, struct, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+before = termios.tcgetattr(fd)
+out = b""
+def read_until(pat, t=10):
+    global out
+    end = time.time() + t
+    while pat not in out and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                d = os.read(fd, 4096)
+            except OSError:
+                return
+            if not d:
+                return
+            out += d
+read_until(b"ready")
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))
+os.kill(pid, 28)  # SIGWINCH, as the terminal would send it
+time.sleep(0.3)
+os.write(fd, b"typed\n")
+read_until(b"EOF-MARK")
+read_until(b"\xff", 2)
+_, st = os.waitpid(pid, 0)
+after = termios.tcgetattr(fd)
+sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
+print("status=%d" % os.waitstatus_to_exitcode(st))
+print("restored=%s" % (before == after))
+PY
+out=$(python3 "$TMP/ptyharness.py" "$CTFS" --root "$CTFS_ROOT" run --rm -it "$IMG" sh -c 'tty; stty size; echo ready; read x; echo got:$x; stty size; echo EOF-MARK; exit 7')
+t_like "-t: the container has a tty" "$out" $'/dev/pts/[0-9]+\n40 100\nready'
+t_like "-i -t: input reaches it" "$out" "got:typed"
+t_like "-t: window size changes are forwarded" "$out" $'\n50 120\nEOF-MARK'
+t_like "-t: exit status kept" "$out" "status=7"
+t_like "-t: the host terminal is restored" "$out" "restored=True"
+out=$(script -qec "$CTFS --root $CTFS_ROOT run --rm -t $IMG sh -c 'test -t 0 && test -t 1 && echo tty-ok; ls -l /dev/console | cut -c1'" /dev/null | tr -d '\r')
+t_like "-t through script(1): stdin/stdout are the tty, /dev/console is it" "$out" $'tty-ok\nc'
+id=$(ctfs run -d --name bg "$IMG" sleep 30)
+out=$(python3 "$TMP/ptyharness.py" "$CTFS" --root "$CTFS_ROOT" exec -it bg sh -c 'tty; echo ready; read x; echo got:$x; echo EOF-MARK')
+t_like "exec -it: a tty in the container" "$out" $'/dev/pts/[0-9]+\nready'
+t_like "exec -it: input reaches it" "$out" "got:typed"
+
+# --- detached, ps, logs, exec, inspect ----------------------------------------------------------
+
+t_like "run -d prints the id" "$id" "^[0-9a-f]{64}$"
+out=$(ctfs ps)
+t_like "ps shows it running" "$out" "${id:0:12} +localhost/layout:v1 +\"sleep 30\" +[A-Za-z0-9 ]+ago +Up [A-Za-z0-9 ]+ +bg"
+t_like "ps has docker's columns" "$(head -1 <<<"$out")" "^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS +NAMES"
+t_is "ps -q" "$(ctfs ps -q)" "${id:0:12}"
+t_is "list = ps" "$(ctfs list -q)" "${id:0:12}"
+t_is "inspect a container" "$(ctfs inspect bg | jq -r '.[0].State.Status, .[0].Name, .[0].Id')" $'running\n/bg\n'"$id"
+t_like "inspect: pid and config" "$(ctfs inspect "${id:0:8}" | jq -c '[.[0].State.Pid > 0, .[0].Config.Cmd]')" '^\[true,\["sleep","30"\]\]$'
+t_is "exec runs in the container" "$(ctfs exec bg sh -c 'cat /proc/1/cmdline | tr "\0" " "; hostname')" "sleep 30 ${id:0:12}"
+t_is "exec: same pid namespace" "$(ctfs exec bg sh -c 'ps -o pid= | wc -l')" 4
+t_is "exec: same capabilities and seccomp" "$(ctfs exec bg grep -E '^(CapEff|Seccomp):' /proc/self/status)" $'CapEff:\t00000000a80425fb\nSeccomp:\t2'
+cg_host=$(grep -E '^[0-9]+:(memory|pids):' /proc/$(ctfs inspect bg | jq .[0].State.Pid)/cgroup | head -1 | cut -d: -f3)
+t_is "exec: same cgroup" "$(ctfs exec bg sh -c 'grep -E "^[0-9]+:(memory|pids):" /proc/self/cgroup | head -1 | cut -d: -f3')" "/"
+t_like "... which is the container's" "$cg_host" "/ctfs/$id$"
+t_is "exec -u -w -e" "$(ctfs exec -u user -w /tmp -e X=1 bg sh -c 'id -un; pwd; echo $X')" $'user\n/tmp\n1'
+rc=0; ctfs exec bg sh -c 'exit 5' || rc=$?
+t_is "exec: exit status" "$rc" 5
+rc=0; ctfs exec bg nope >/dev/null 2>&1 || rc=$?
+t_is "exec: not found is 127" "$rc" 127
+t_is "exec -i" "$(ctfs exec -i bg cat <<<in)" in
+t_fail "rm refuses a running container" ctfs rm bg
+t_like "... saying so" "$(cat "$T_OUT")" "running"
+t_ok "rm -f removes a running one" ctfs rm -f bg
+t_is "... it is gone" "$(ctfs ps -aq)" ""
+t_fail "... and its directory" test -e "$CTFS_ROOT/containers/$id"
+rc=0; ctfs exec bg true >/dev/null 2>&1 || rc=$?
+t_is "exec into a missing container is a ctfs error" "$rc" 125
+
+id=$(ctfs run -d --name logger "$IMG" sh -c 'echo out; echo err >&2; echo ready; trap "" TERM; while true; do sleep 0.2; done')
+for _ in $(seq 50); do ctfs logs logger | grep -q ready && break; sleep 0.1; done
+t_is "logs: stdout and stderr of a detached container" "$(ctfs logs logger)" $'out\nerr\nready'
+ctfs logs -f logger >"$TMP/follow" 2>&1 &
+follow=$!
+start=$(date +%s.%N)
+t_ok "stop -t 2 of a process that ignores SIGTERM" ctfs stop -t 2 logger
+elapsed=$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || awk "BEGIN{print $(date +%s.%N) - $start}")
+t_like "... takes the timeout" "$elapsed" "^[23]\."
+t_is "... then it was killed (137)" "$(ctfs inspect logger | jq .[0].State.ExitCode)" 137
+t_like "ps -a: Exited (137)" "$(ctfs ps -a)" "Exited \(137\) [A-Za-z0-9 ]+ ago +logger"
+t_is "ps without -a hides it" "$(ctfs ps -q)" ""
+wait "$follow"
+t_is "logs -f ends when the container stops" "$(cat "$TMP/follow")" $'out\nerr\nready'
+t_is "wait on an exited container" "$(ctfs wait logger)" 137
+ctfs rm logger >/dev/null
+
+# stop of a container that honours the image's StopSignal (USR1 for v2)
+id=$(ctfs run -d --entrypoint sh localhost/layout:v2 -c 'trap "exit 9" USR1; while true; do sleep 0.1; done')
+t_ok "stop sends the image's StopSignal" ctfs stop "$id"
+t_is "... exit status 9" "$(ctfs wait "$id")" 9
+ctfs rm "$id" >/dev/null
+
+id=$(ctfs run -d "$IMG" sleep 30)
+t_ok "kill -s USR1 (ignored by pid 1)" ctfs kill -s USR1 "$id"
+t_is "... still running" "$(ctfs inspect "$id" | jq -r .[0].State.Status)" running
+t_ok "kill (SIGKILL)" ctfs kill "$id"
+t_is "wait prints 137" "$(ctfs wait "$id")" 137
+t_fail "kill of a stopped container" ctfs kill "$id"
+ctfs rm "$id" >/dev/null
+
+# --- create / start: changes kept --------------------------------------------------------------
+
+id=$(ctfs create --name keep "$IMG" sh -c 'cat /state 2>/dev/null; echo run >>/state; exit 4')
+t_like "create prints the id" "$id" "^[0-9a-f]{64}$"
+t_like "ps -a: Created" "$(ctfs ps -a)" "Created +keep"
+t_ok "create: record has the store's fields" jq -e '.id and .name == "keep" and .image and (.upper | startswith("/"))' "$CTFS_ROOT/containers/$id/config.json"
+rc=0; out=$(ctfs start -a keep) || rc=$?
+t_is "start -a: first run" "$rc $out" "4 "
+rc=0; out=$(ctfs start -a keep) || rc=$?
+t_is "start -a again: the earlier change is still there" "$rc $out" "4 run"
+t_is "start (detached) prints the name" "$(ctfs start keep)" keep
+t_is "... and wait gives its status" "$(ctfs wait keep)" 4
+t_is "its log has the output" "$(ctfs logs keep)" $'run\nrun'
+t_is "the change is in the upper dir" "$(cat "$CTFS_ROOT/containers/$id/upper/state")" $'run\nrun\nrun'
+run_out --name keep "$IMG" true
+t_is "names are unique" "$rc" 125
+t_like "... saying so" "$out" "already in use"
+t_ok "rm a stopped container" ctfs rm keep
+t_fail "... record and upper dir gone" test -e "$CTFS_ROOT/containers/$id"
+
+run_out --rm --name gone "$IMG" true
+t_is "--rm removes the container at exit" "$(ctfs ps -aq)" ""
+id=$(ctfs run -d --rm "$IMG" true)
+t_is "run -d --rm: removed once it exits" "$(ctfs wait "$id" >/dev/null 2>&1; for _ in $(seq 50); do [ -e "$CTFS_ROOT/containers/$id" ] || break; sleep 0.1; done; ctfs ps -aq)" ""
+run_out "$IMG" sh -c 'exit 0'
+t_like "a container without --rm stays" "$(ctfs ps -a)" "Exited \(0\)"
