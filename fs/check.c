@@ -127,104 +127,84 @@ static void remove_dir(struct check *c, const char *rel, bool *ok)
         *ok = c->repair && util_rm_rf_at(store_dirfd(c->s), rel) >= 0;
 }
 
-static int check_layers(struct check *c)
+static void check_layer(store *s, int dfd, const char *name, void *u)
 {
-        int fd = openat(store_dirfd(c->s), "layers", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                uint8_t dg[DIGEST_LEN];
-                _cleanup_free_ char *rel = xasprintf("layers/%s", de->d_name);
-                bool ok;
-                if (digest_parse_hex(de->d_name, dg) < 0) {
-                        remove_dir(c, rel, &ok);
-                        problem(c, ok, "stray entry %s", rel);
-                        continue;
-                }
-                c->res.layers++;
-                _cleanup_(tree_closep) tree *t = NULL;
-                int r = store_layer_open_tree(c->s, dg, &t);
-                if (r >= 0)
-                        r = walk_tree(t, TREE_ROOT, 0);
-                if (r < 0) {
-                        remove_dir(c, rel, &ok);
-                        problem(c, ok, "layer sha256:%s: index is unreadable (%s)", de->d_name, strerror(-r));
-                        continue;
-                }
-                _cleanup_free_ char *what = xasprintf("layer sha256:%.12s", de->d_name);
-                if (missing_objects(c, t, what) && c->repair) {
-                        /* the layer is not whole: remove it so the next pull ingests it again */
-                        remove_dir(c, rel, &ok);
-                        if (ok)
-                                c->res.repaired++;
-                }
+        struct check *c = u;
+        uint8_t dg[DIGEST_LEN];
+        _cleanup_free_ char *rel = xasprintf("layers/%s", name);
+        bool ok;
+        if (digest_parse_hex(name, dg) < 0) {
+                remove_dir(c, rel, &ok);
+                problem(c, ok, "stray entry %s", rel);
+                return;
         }
-        closedir(d);
-        return 0;
+        c->res.layers++;
+        _cleanup_(tree_closep) tree *t = NULL;
+        int r = store_layer_open_tree(c->s, dg, &t);
+        if (r >= 0)
+                r = walk_tree(t, TREE_ROOT, 0);
+        if (r < 0) {
+                remove_dir(c, rel, &ok);
+                problem(c, ok, "layer sha256:%s: index is unreadable (%s)", name, strerror(-r));
+                return;
+        }
+        _cleanup_free_ char *what = xasprintf("layer sha256:%.12s", name);
+        if (missing_objects(c, t, what) && c->repair) {
+                /* the layer is not whole: remove it so the next pull ingests it again */
+                remove_dir(c, rel, &ok);
+                if (ok)
+                        c->res.repaired++;
+        }
 }
 
-static int check_images(struct check *c)
+static void check_image(store *s, int dfd, const char *name, void *u)
 {
-        int fd = openat(store_dirfd(c->s), "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                uint8_t dg[DIGEST_LEN];
-                _cleanup_free_ char *rel = xasprintf("images/%s", de->d_name);
-                bool ok;
-                if (digest_parse_hex(de->d_name, dg) < 0) {
-                        remove_dir(c, rel, &ok);
-                        problem(c, ok, "stray entry %s", rel);
-                        continue;
-                }
-                c->res.images++;
-                _cleanup_free_ char *cfg = NULL;
-                size_t clen;
-                uint8_t got[DIGEST_LEN];
-                if (store_blob_get(c->s, dg, &cfg, &clen) < 0) {
-                        problem(c, false, "image %.12s: its config blob is missing", de->d_name);
-                } else {
-                        digest_buf(cfg, clen, got);
-                        if (memcmp(got, dg, DIGEST_LEN) != 0)
-                                problem(c, false, "image %.12s: its config blob does not match its digest", de->d_name);
-                }
-                uint8_t(*diffids)[DIGEST_LEN] = NULL;
-                size_t n;
-                if (image_layers(c->s, de->d_name, &diffids, &n) < 0) {
-                        remove_dir(c, rel, &ok);
-                        problem(c, ok, "image %.12s: image.json is unreadable", de->d_name);
-                        continue;
-                }
-                for (size_t i = 0; i < n; i++)
-                        if (!store_layer_exists(c->s, diffids[i])) {
-                                char hex[DIGEST_HEX_LEN + 1];
-                                digest_to_hex(diffids[i], hex);
-                                problem(c, false, "image %.12s: layer sha256:%.12s is missing (pull the image again to restore it)",
-                                        de->d_name, hex);
-                        }
-                free(diffids);
-                _cleanup_(tree_closep) tree *t = NULL;
-                int r = store_image_open_tree(c->s, de->d_name, &t);
-                if (r >= 0)
-                        r = walk_tree(t, TREE_ROOT, 0);
-                if (r < 0) {
-                        remove_dir(c, rel, &ok);
-                        problem(c, ok, "image %.12s: tree is unreadable (%s)", de->d_name, strerror(-r));
-                        continue;
-                }
-                _cleanup_free_ char *what = xasprintf("image %.12s", de->d_name);
-                missing_objects(c, t, what);
+        struct check *c = u;
+        uint8_t dg[DIGEST_LEN];
+        _cleanup_free_ char *rel = xasprintf("images/%s", name);
+        bool ok;
+        if (digest_parse_hex(name, dg) < 0) {
+                remove_dir(c, rel, &ok);
+                problem(c, ok, "stray entry %s", rel);
+                return;
         }
-        closedir(d);
-        return 0;
+        c->res.images++;
+        _cleanup_free_ char *cfg = NULL;
+        size_t clen;
+        uint8_t got[DIGEST_LEN];
+        if (store_blob_get(c->s, dg, &cfg, &clen) < 0) {
+                problem(c, false, "image %.12s: its config blob is missing", name);
+        } else {
+                digest_buf(cfg, clen, got);
+                if (memcmp(got, dg, DIGEST_LEN) != 0)
+                        problem(c, false, "image %.12s: its config blob does not match its digest", name);
+        }
+        uint8_t(*diffids)[DIGEST_LEN] = NULL;
+        size_t n;
+        if (image_layers(c->s, name, &diffids, &n) < 0) {
+                remove_dir(c, rel, &ok);
+                problem(c, ok, "image %.12s: image.json is unreadable", name);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!store_layer_exists(c->s, diffids[i])) {
+                        char hex[DIGEST_HEX_LEN + 1];
+                        digest_to_hex(diffids[i], hex);
+                        problem(c, false, "image %.12s: layer sha256:%.12s is missing (pull the image again to restore it)",
+                                name, hex);
+                }
+        free(diffids);
+        _cleanup_(tree_closep) tree *t = NULL;
+        int r = store_image_open_tree(c->s, name, &t);
+        if (r >= 0)
+                r = walk_tree(t, TREE_ROOT, 0);
+        if (r < 0) {
+                remove_dir(c, rel, &ok);
+                problem(c, ok, "image %.12s: tree is unreadable (%s)", name, strerror(-r));
+                return;
+        }
+        _cleanup_free_ char *what = xasprintf("image %.12s", name);
+        missing_objects(c, t, what);
 }
 
 static int check_refs(struct check *c)
@@ -281,9 +261,9 @@ int store_check(store *s, bool repair, check_report_fn report, void *userdata, s
                 return lock;
         int r = check_objects(&c);
         if (r >= 0)
-                r = check_layers(&c);
+                r = store_list_dir(s, "layers", check_layer, &c);
         if (r >= 0)
-                r = check_images(&c);
+                r = store_list_dir(s, "images", check_image, &c);
         if (r >= 0)
                 r = check_refs(&c);
         if (r >= 0)

@@ -501,20 +501,6 @@ static int prune_image(store *s, const char *id, void *u)
         return 0;
 }
 
-/* Calls fn for each entry name of a directory below the store root. */
-static int list_dir(store *s, const char *rel, void (*fn)(store *s, int dfd, const char *name, void *u), void *u)
-{
-        int fd = openat(store_dirfd(s), rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        DIR *d = fdopendir(fd);
-        struct dirent *de;
-        while ((de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                        fn(s, dirfd(d), de->d_name, u);
-        closedir(d);
-        return 0;
-}
 
 static void prune_layer(store *s, int dfd, const char *name, void *u)
 {
@@ -548,7 +534,7 @@ static void prune_object(store *s, int dfd, const char *name, void *u)
 static void prune_objdir(store *s, int dfd, const char *name, void *u)
 {
         _cleanup_free_ char *rel = xasprintf("objects/sha256/%s", name);
-        list_dir(s, rel, prune_object, u);
+        store_list_dir(s, rel, prune_object, u);
 }
 
 static void prune_blob(store *s, int dfd, const char *name, void *u)
@@ -588,14 +574,14 @@ int store_prune(store *s, struct prune_result *ret)
                 r = for_each_image_id(s, prune_image, &c);
         /* Objects of layers that stay are kept: the layer may serve a later pull. */
         if (r >= 0)
-                r = list_dir(s, "layers", prune_layer, &c);
+                r = store_list_dir(s, "layers", prune_layer, &c);
         if (r >= 0)
-                r = list_dir(s, "objects/sha256", prune_objdir, &c);
+                r = store_list_dir(s, "objects/sha256", prune_objdir, &c);
         /* Manifests and configs of images that are gone. */
         if (r >= 0)
-                r = list_dir(s, "blobs/sha256", prune_blob, &c);
+                r = store_list_dir(s, "blobs/sha256", prune_blob, &c);
         if (r >= 0)
-                r = list_dir(s, "tmp", prune_tmp, &c);
+                r = store_list_dir(s, "tmp", prune_tmp, &c);
         if (c.refs)
                 store_refs_free(c.refs, c.n_refs);
         dset_free(&c.layers);
@@ -624,7 +610,7 @@ static void df_object(store *s, int dfd, const char *name, void *u)
 static void df_objdir(store *s, int dfd, const char *name, void *u)
 {
         _cleanup_free_ char *rel = xasprintf("objects/sha256/%s", name);
-        list_dir(s, rel, df_object, u);
+        store_list_dir(s, rel, df_object, u);
 }
 
 static void df_count(store *s, int dfd, const char *name, void *u) { (*(uint64_t *)u)++; }
@@ -649,9 +635,9 @@ int store_df(store *s, struct df_result *ret)
         struct df_result res = { 0 };
         struct df_ctx c = { .res = &res };
         res.per_image = xmalloc(sizeof(*res.per_image));
-        int r = list_dir(s, "objects/sha256", df_objdir, &c);
+        int r = store_list_dir(s, "objects/sha256", df_objdir, &c);
         if (r >= 0)
-                r = list_dir(s, "layers", df_count, &res.layers);
+                r = store_list_dir(s, "layers", df_count, &res.layers);
         if (r >= 0)
                 r = for_each_image_id(s, df_mark, &c);
         /* Second pass: split each image's bytes into shared and unique. */

@@ -190,6 +190,25 @@ int store_layer_open_tree(store *s, const uint8_t diffid[DIGEST_LEN], tree **ret
         return tree_open(s->dirfd, rel, ret_tree);
 }
 
+int store_list_dir(store *s, const char *rel, void (*fn)(store *s, int dfd, const char *name, void *u), void *u)
+{
+        int fd = openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        fn(s, dirfd(d), de->d_name, u);
+        closedir(d);
+        return 0;
+}
+
 /* ---- references ---- */
 
 static int refs_read(store *s, json_object **ret)

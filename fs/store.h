@@ -40,6 +40,10 @@ int store_mkdtemp(store *s, char **ret_relpath);
  * without the store lock: prune removes only work directories nobody holds. */
 int store_mkdtemp_locked(store *s, char **ret_relpath, int *ret_fd);
 
+/* Calls fn for each entry (but . and ..) of a directory below the store root; a missing
+ * directory has no entries. dfd is the directory, for *at calls on name. */
+int store_list_dir(store *s, const char *rel, void (*fn)(store *s, int dfd, const char *name, void *u), void *u);
+
 /* objects/sha256/ab/<hex> */
 void store_object_relpath(const uint8_t digest[DIGEST_LEN], char out[96]);
 int store_object_open(store *s, const uint8_t digest[DIGEST_LEN]);
