@@ -127,17 +127,25 @@ static void remove_dir(struct check *c, const char *rel, bool *ok)
         *ok = c->repair && util_rm_rf_at(store_dirfd(c->s), rel) >= 0;
 }
 
+/* Entries of layers/ and images/ are named by a digest; anything else is stray. */
+static bool named_by_digest(struct check *c, const char *rel, const char *name, uint8_t ret_digest[DIGEST_LEN])
+{
+        if (digest_parse_hex(name, ret_digest) >= 0)
+                return true;
+        bool ok;
+        remove_dir(c, rel, &ok);
+        problem(c, ok, "stray entry %s", rel);
+        return false;
+}
+
 static void check_layer(store *s, int dfd, const char *name, void *u)
 {
         struct check *c = u;
         uint8_t dg[DIGEST_LEN];
         _cleanup_free_ char *rel = xasprintf("layers/%s", name);
         bool ok;
-        if (digest_parse_hex(name, dg) < 0) {
-                remove_dir(c, rel, &ok);
-                problem(c, ok, "stray entry %s", rel);
+        if (!named_by_digest(c, rel, name, dg))
                 return;
-        }
         c->res.layers++;
         _cleanup_(tree_closep) tree *t = NULL;
         int r = store_layer_open_tree(c->s, dg, &t);
@@ -163,11 +171,8 @@ static void check_image(store *s, int dfd, const char *name, void *u)
         uint8_t dg[DIGEST_LEN];
         _cleanup_free_ char *rel = xasprintf("images/%s", name);
         bool ok;
-        if (digest_parse_hex(name, dg) < 0) {
-                remove_dir(c, rel, &ok);
-                problem(c, ok, "stray entry %s", rel);
+        if (!named_by_digest(c, rel, name, dg))
                 return;
-        }
         c->res.images++;
         _cleanup_free_ char *cfg = NULL;
         size_t clen;
