@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "export.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dlib-archive.h"
 #include "tree.h"
 #include "util.h"
 
@@ -131,8 +130,11 @@ static int walk(struct export_ctx *c, tree_ino dir, const char *prefix, unsigned
 
 int export_image(store *s, const char *id, int out_fd, char **ret_error)
 {
+        int r = dlib_archive_load(ret_error);
+        if (r < 0)
+                return r;
         _cleanup_(tree_closep) tree *t = NULL;
-        int r = store_image_open_tree(s, id, &t);
+        r = store_image_open_tree(s, id, &t);
         if (r < 0) {
                 *ret_error = xasprintf("export: open image tree %.12s: %s", id, strerror(-r));
                 return r;

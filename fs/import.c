@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "import.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -10,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dlib-archive.h"
 #include "image.h"
 #include "ingest.h"
 #include "manifest.h"
@@ -347,11 +346,13 @@ static int import_oci_dir(store *s, int dirfd, const char *tag, const char *base
 
 static int extract_archive(int fd, int dirfd, char **ret_error)
 {
+        int r = dlib_archive_load(ret_error);
+        if (r < 0)
+                return r;
         struct archive *a = archive_read_new();
         archive_read_support_filter_all(a);
         archive_read_support_format_tar(a);
         archive_read_support_format_gnutar(a);
-        int r = 0;
         if (archive_read_open_fd(a, fd, 1 << 17) != ARCHIVE_OK) {
                 *ret_error = xasprintf("read archive: %s", archive_error_string(a));
                 archive_read_free(a);

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "ingest.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -11,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "dlib-archive.h"
 #include "path.h"
 #include "tree.h"
 #include "util.h"
@@ -398,7 +397,10 @@ int ingest_layer_stage(store *s, int fd, const uint8_t *expected_blob, const uin
 {
         struct ingest g = { .s = s, .fd = fd, .workfd = -1 };
         _cleanup_free_ char *ldir = NULL, *idx = NULL;
-        int r = store_mkdtemp_locked(s, &g.work, &g.workfd);
+        int r = dlib_archive_load(&g.error);
+        if (r < 0)
+                goto out;
+        r = store_mkdtemp_locked(s, &g.work, &g.workfd);
         if (r < 0)
                 goto out;
         g.blob_hash = digest_new();

@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +16,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "dlib-curl.h"
 #include "digest.h"
 #include "ingest.h"
 #include "manifest.h"
@@ -516,10 +516,21 @@ static int load_cert_dir(struct reg *g, const char *dir, bool required, char **r
         return 0;
 }
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 static int reg_init(struct reg *g, const char *registry, const char *repository, const struct registry_options *o,
                     char **ret_error)
 {
         *g = (struct reg){ .o = o };
+        /* libcurl is loaded here, on the first request (dlib.h) */
+        int lr = dlib_curl_load(ret_error);
+        if (lr < 0)
+                return lr;
+        pthread_once(&curl_once, curl_init_once);
         pthread_mutex_init(&g->lock, NULL);
         pthread_mutex_init(&g->token_lock, NULL);
         pthread_mutex_init(&g->progress_lock, NULL);
@@ -1300,11 +1311,6 @@ static int reg_ping(struct reg *g, CURL *h, char **ret_error)
 
 /* ============================== pulling ============================== */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void)
-{
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static void progress(struct reg *g, size_t layer, const uint8_t *digest, enum registry_layer_state st, uint64_t bytes,
                      uint64_t total)
@@ -1615,7 +1621,6 @@ int registry_pull(store *s, const struct reference *ref, const struct registry_o
                 *ret_error = xasprintf("not a registry reference");
                 return -EINVAL;
         }
-        pthread_once(&curl_once, curl_init_once);
         struct reg g;
         int r = reg_init(&g, ref->registry, ref->repository, o, ret_error);
         _cleanup_(curl_easy_cleanupp) CURL *h = NULL;
@@ -1783,7 +1788,6 @@ out:
 
 int registry_login(const char *registry, const struct registry_options *o, bool *ret_needs_auth, char **ret_error)
 {
-        pthread_once(&curl_once, curl_init_once);
         struct reg g;
         int r = reg_init(&g, registry, NULL, o, ret_error);
         _cleanup_(curl_easy_cleanupp) CURL *h = NULL;

@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -569,11 +571,19 @@ static void tmpname(upper *u, char buf[64])
         snprintf(buf, 64, "#ctfs-%d-%llu", (int)getpid(), (unsigned long long)atomic_fetch_add(&u->tmp_counter, 1));
 }
 
-/* Copy a file's data, keeping holes as holes. */
-static int copy_data(int src, int dst, off_t size)
+/* Copy a file's data into an empty dst: a reflink (FICLONE) where the upper's filesystem shares
+ * blocks with the store's (XFS, btrfs: no data moves, and *ret_cloned says so), else
+ * copy_file_range, else read/write; holes stay holes. */
+static int copy_data(int src, int dst, off_t size, bool *ret_cloned)
 {
         off_t off = 0;
         _cleanup_free_ char *buf = NULL;
+        *ret_cloned = false;
+        /* EXDEV (another filesystem), EOPNOTSUPP/ENOTTY/EINVAL (no reflinks here): copy */
+        if (size > 0 && ioctl(dst, FICLONE, src) == 0) {
+                *ret_cloned = true;
+                return ftruncate(dst, size) < 0 ? -errno : 0;
+        }
         while (off < size) {
                 off_t data = lseek(src, off, SEEK_DATA);
                 if (data < 0) {
@@ -673,6 +683,7 @@ static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup
         tmpname(u, tmp);
         mode_t perm = i->mode & 07777;
         _cleanup_close_ int fd = -1;
+        bool cloned = false;
         int r = 0;
         switch (i->mode & S_IFMT) {
         case S_IFDIR:
@@ -700,7 +711,7 @@ static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup
                                 r = ofd;
                                 goto fail;
                         }
-                        r = copy_data(ofd, fd, (off_t)i->size);
+                        r = copy_data(ofd, fd, (off_t)i->size, &cloned);
                         if (r < 0)
                                 goto fail;
                 } else if (how == CU_META && i->size > 0) {
@@ -735,7 +746,14 @@ static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup
         struct timespec ts[2] = { { i->mtime_sec, i->mtime_nsec }, { i->mtime_sec, i->mtime_nsec } };
         if (utimensat(u->work_fd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0)
                 goto fail_errno;
-        if (fd >= 0 && how == CU_DATA && fsync(fd) < 0)
+        /* The copy is about to become the file's only data (the rename hides the lower): after
+         * a power loss the container must not find its file empty or short though it never
+         * wrote to it, so the data must be on disk before the rename is (the kernel's overlayfs
+         * fsyncs its copy-ups too; ext4's delayed allocation would otherwise write the rename
+         * first). A SIGKILL of the daemon alone loses nothing either way (the page cache
+         * stays). A reflink needs no fsync: it shares blocks that are already on disk, and the
+         * journal (XFS, btrfs) commits the clone before the rename that follows it. */
+        if (fd >= 0 && how == CU_DATA && !cloned && fsync(fd) < 0)
                 goto fail_errno;
         return 0;
 fail_errno:
@@ -872,12 +890,13 @@ static int copyup(upper *u, const struct upper_dir *d, const char *name, struct 
                         _cleanup_close_ int ofd = open_object(u, e->lower);
                         if (ofd < 0)
                                 return ofd;
-                        r = copy_data(ofd, fd, e->st.st_size);
+                        bool cloned;
+                        r = copy_data(ofd, fd, e->st.st_size, &cloned);
                         if (r < 0)
                                 return r;
                         /* the data must be durable before the marker that says "data is in the
-                         * lower" goes away */
-                        if (fsync(fd) < 0)
+                         * lower" goes away (see make_copy; a reflink already is) */
+                        if (!cloned && fsync(fd) < 0)
                                 return -errno;
                 }
                 if (fremovexattr(fd, OVL_METACOPY) < 0 && errno != ENODATA)

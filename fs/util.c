@@ -127,20 +127,30 @@ int util_read_file_at(int dirfd, const char *path, size_t max, char **ret_data, 
         return util_read_fd(fd, max, ret_data, ret_len);
 }
 
-int util_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
+static int write_file_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode, bool durable)
 {
         _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
         _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return -errno;
         int r = util_write_all(fd, data, len);
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (r == 0 && renameat(dirfd, tmp, dirfd, path) < 0)
                 r = -errno;
         if (r < 0)
                 unlinkat(dirfd, tmp, 0);
         return r;
+}
+
+int util_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
+{
+        return write_file_at(dirfd, path, data, len, mode, true);
+}
+
+int util_replace_file_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
+{
+        return write_file_at(dirfd, path, data, len, mode, false);
 }
 
 int util_mkdir_p_at(int dirfd, const char *path, mode_t mode)

@@ -65,6 +65,10 @@ int util_read_fd(int fd, size_t max, char **ret_data, size_t *ret_len);
 int util_read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len);
 /* Write data to dirfd/path atomically: temp file in the same dir, fsync, rename. */
 int util_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
+/* The same without the fsync: readers see the old or the new content, never a mix, but after a
+ * crash the file may be empty. For files that are regenerated, or whose loss is harmless
+ * (an fsync costs 1-6 ms on a rotating disk). */
+int util_replace_file_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 /* mkdir -p relative to dirfd (components must not be symlinks). */
 int util_mkdir_p_at(int dirfd, const char *path, mode_t mode);
 /* rm -rf relative to dirfd, never following symlinks. */

@@ -22,7 +22,10 @@
  * containers/ change when the store does (no notification reaches us: a short timeout). */
 #define IMAGE_TIMEOUT 86400.0
 #define VIRT_TIMEOUT 1.0
-#define CONT_TIMEOUT 1.0
+/* Every change to a container goes through the mount, so the kernel's caches stay right (it
+ * updates or drops what an operation changes); a removed container is dropped by the store
+ * watcher (view_refresh). */
+#define CONT_TIMEOUT 86400.0
 
 /* st_ino spaces: virtual nodes are small numbers; the top two bits say which space */
 #define INO_IMAGE (1ULL << 62)
@@ -51,6 +54,7 @@ struct vcont {
         char image[DIGEST_HEX_LEN + 1];
         char *upper_path;
         atomic_bool gone;
+        bool gone_told; /* v->lock: its names were reported gone (view_refresh) */
         pthread_rwlock_t rw; /* write: anything that changes the upper dir */
         pthread_mutex_t open_lock;
         bool tried;
@@ -132,6 +136,8 @@ struct view {
         uint32_t img_slots;
         struct vref *refs;
         size_t n_refs;
+        char **told_refs; /* the names view_refresh last saw: lookups refresh refs too */
+        size_t n_told_refs;
         bool refs_loaded;
         struct stat refs_st;
         struct vcont *conts;
@@ -173,6 +179,8 @@ struct view_dir {
         struct dent *e;
         size_t n_e;
         bool built;
+        char *name; /* image dirs: the current entry's name, NUL-terminated */
+        size_t name_size;
 };
 
 /* ---- node table ---- */
@@ -204,6 +212,7 @@ static const void *node_k1(const vnode *n)
         case VK_IMAGE:
                 return n->img;
         case VK_CNODE:
+        case VK_CLINK:
                 return n->c;
         default:
                 return NULL;
@@ -235,6 +244,7 @@ static bool node_match(const vnode *n, enum vkind kind, const void *k1, uint64_t
                 return false;
         if (kind == VK_IMAGE || kind == VK_CNODE)
                 return true;
+        /* VK_CLINK: (container, name); the other virtual kinds: name */
         if (!n->name || !name)
                 return n->name == name;
         return strcmp(n->name, name) == 0;
@@ -481,6 +491,14 @@ static uint64_t vname_ino(view *v, enum vkind kind, const char *name)
         return x->ino;
 }
 
+/* The inode number of containers/<name> while it points at c: a name that comes back for another
+ * container is another inode (the kernel caches a symlink's target with its inode). */
+static uint64_t clink_ino(view *v, const struct vcont *c, const char *name)
+{
+        _cleanup_free_ char *key = xasprintf("%s/%s", name, c->id); /* names have no '/' */
+        return vname_ino(v, VK_CLINK, key);
+}
+
 /* Find or make a node and count one lookup. Called with v->lock held. */
 static vnode *node_get(view *v, enum vkind kind, const void *k1, uint64_t k2, const char *name, bool *ret_new)
 {
@@ -505,6 +523,8 @@ static vnode *node_get(view *v, enum vkind kind, const void *k1, uint64_t k2, co
                 n->c = (struct vcont *)k1;
                 n->croot = true;
                 n->type = S_IFDIR;
+        } else if (kind == VK_CLINK) {
+                n->c = (struct vcont *)k1;
         }
         table_insert(v, n);
         all_add(v, n);
@@ -679,6 +699,7 @@ static void conts_refresh(view *v, bool force)
                         v->conts = c;
                 }
                 atomic_store(&c->gone, false);
+                c->gone_told = false;
                 free(c->name);
                 c->name = cs[i].name && ref_name_ok(cs[i].name) && !strchr(cs[i].name, '/') &&
                                           strlen(cs[i].name) != DIGEST_HEX_LEN
@@ -974,7 +995,7 @@ static int node_stat(view *v, vnode *n, struct stat *st, double *timeout)
                 st->st_nlink = 1;
                 st->st_size = DIGEST_HEX_LEN;
                 st->st_mtim = st->st_atim = st->st_ctim = v->started;
-                *timeout = VIRT_TIMEOUT;
+                *timeout = IMAGE_TIMEOUT;
                 return 0;
         case VK_IMAGE:
                 *timeout = IMAGE_TIMEOUT;
@@ -1078,14 +1099,18 @@ static int lookup_containers(view *v, const char *name, struct view_entry *ret)
         vnode *n;
         if (by_name) {
                 bool is_new;
-                n = node_get(v, VK_CLINK, NULL, 0, name, &is_new);
+                /* one node per (name, container): the name made again for a new container is
+                 * another inode, not the old one with its cached target */
+                n = node_get(v, VK_CLINK, c, 0, name, &is_new);
                 if (is_new)
-                        n->ino = vname_ino(v, VK_CLINK, name);
-                n->c = c;
+                        n->ino = clink_ino(v, c, name);
                 pthread_mutex_unlock(&v->lock);
                 double t;
                 node_stat(v, n, &ret->st, &t);
-                ret->entry_timeout = ret->attr_timeout = VIRT_TIMEOUT;
+                /* the name is asked for at every path walk (rm and create under the same name
+                 * may be quicker than the store watcher); the node's target never changes */
+                ret->entry_timeout = 0;
+                ret->attr_timeout = IMAGE_TIMEOUT;
                 ret->id = id_of(v, n);
                 return 0;
         }
@@ -1182,6 +1207,8 @@ int view_lookup(view *v, uint64_t parent, const char *name, struct view_entry *r
                         r = upper_lookup(p->c->u, &cr.d, name, &e);
                 if (r == 0)
                         cont_entry(v, p, name, &e, ret);
+                else if (r == -ENOENT && cr.path)
+                        ret->entry_timeout = CONT_TIMEOUT; /* a name appears only through us */
                 cref_done(&cr);
                 cont_end(p->c);
                 return r;
@@ -1643,7 +1670,10 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                         return r;
                 *ret = file_new(v, n, fd, lower, false);
                 (*ret)->gen = gen;
-                *ret_keep_cache = false;
+                /* every change reaches the file through the kernel, which keeps its cache in
+                 * step (writes, O_TRUNC, truncate, fallocate); a copy-up copies the data the
+                 * cache holds; all names of a hardlink set are one node, one cache */
+                *ret_keep_cache = true;
                 return 0;
         }
         case VK_CLINK:
@@ -1800,6 +1830,8 @@ int view_opendir(view *v, uint64_t id, view_dir **ret)
 
 uint64_t view_dir_id(view_dir *d) { return id_of(d->v, d->n); }
 
+bool view_dir_cacheable(view_dir *d) { return d->n->kind == VK_IMAGE || d->n->kind == VK_CNODE; }
+
 static void dir_clear(view_dir *d)
 {
         for (size_t i = 0; i < d->n_e; i++)
@@ -1865,7 +1897,7 @@ static int dir_build(view_dir *d)
                                 continue;
                         dir_add(d, c->id, strlen(c->id), ino_clower(c, TREE_ROOT), S_IFDIR);
                         if (c->name)
-                                dir_add(d, c->name, strlen(c->name), vname_ino(v, VK_CLINK, c->name), S_IFLNK);
+                                dir_add(d, c->name, strlen(c->name), clink_ino(v, c, c->name), S_IFLNK);
                 }
                 pthread_mutex_unlock(&v->lock);
                 return 0;
@@ -1941,10 +1973,14 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
                 const struct tree_inode *i = tree_get(t, ino);
                 if (!i)
                         return -EIO;
-                /* names in the tree are not NUL-terminated: keep a copy in the dir handle */
-                dir_clear(d);
-                dir_add(d, nm, len, 0, 0);
-                *ret_name = d->e[0].name;
+                /* names in the tree are not NUL-terminated: a copy in the dir handle's buffer */
+                if (len + 1 > d->name_size) {
+                        d->name_size = len + 1 > 256 ? len + 1 : 256;
+                        d->name = xrealloc(d->name, d->name_size);
+                }
+                memcpy(d->name, nm, len);
+                d->name[len] = '\0';
+                *ret_name = d->name;
                 ret_st->st_ino = INO_IMAGE | ((uint64_t)n->img->slot << 32) | (ino + 1ULL);
                 ret_st->st_mode = i->mode & S_IFMT;
                 *ret_next = off + 1;
@@ -1964,6 +2000,7 @@ void view_releasedir(view_dir *d)
         if (!d)
                 return;
         dir_clear(d);
+        free(d->name);
         free(d);
 }
 
@@ -2117,48 +2154,42 @@ void view_refresh(view *v, void (*gone)(void *ud, uint64_t parent, const char *n
         struct gone_name *g = NULL;
         size_t n_g = 0;
         pthread_mutex_lock(&v->lock);
-        size_t n_old = v->n_refs;
-        char **old = xcalloc(n_old + 1, sizeof(*old));
-        for (size_t i = 0; i < n_old; i++)
-                old[i] = xstrdup(v->refs[i].name);
+        /* Compare with what the last refresh saw, not with v->refs: a lookup or a listing may
+         * have re-read the store since, and the kernel may still cache a name that went then. */
         refs_refresh(v);
-        for (size_t i = 0; i < n_old; i++) {
-                if (ref_named(v, old[i]))
+        for (size_t i = 0; i < v->n_told_refs; i++) {
+                const char *old = v->told_refs[i];
+                if (ref_named(v, old))
                         continue;
                 /* every component: a prefix dir may be gone with it (dropping a live one only
                  * costs the kernel a lookup) */
                 vnode *parent = &v->images;
-                for (const char *c = old[i]; parent;) {
+                for (const char *c = old; parent;) {
                         const char *e = strchrnul(c, '/');
                         gone_add(&g, &n_g, id_of(v, parent), c, (size_t)(e - c));
                         if (!*e)
                                 break;
-                        _cleanup_free_ char *prefix = xstrndup(old[i], (size_t)(e - old[i]));
+                        _cleanup_free_ char *prefix = xstrndup(old, (size_t)(e - old));
                         parent = table_find(v, VK_IPREFIX, NULL, 0, prefix);
                         c = e + 1;
                 }
         }
-        for (size_t i = 0; i < n_old; i++)
-                free(old[i]);
-        free(old);
-        size_t n_c = 0;
-        for (struct vcont *c = v->conts; c; c = c->next)
-                n_c++;
-        struct vcont **live = xcalloc(n_c + 1, sizeof(*live)); /* new ones go to the head */
-        size_t k = 0;
-        for (struct vcont *c = v->conts; c; c = c->next)
-                if (!atomic_load(&c->gone))
-                        live[k++] = c;
+        for (size_t i = 0; i < v->n_told_refs; i++)
+                free(v->told_refs[i]);
+        free(v->told_refs);
+        v->told_refs = xcalloc(v->n_refs + 1, sizeof(*v->told_refs));
+        for (size_t i = 0; i < v->n_refs; i++)
+                v->told_refs[i] = xstrdup(v->refs[i].name);
+        v->n_told_refs = v->n_refs;
         conts_refresh(v, true);
-        for (size_t i = 0; i < k; i++) {
-                struct vcont *c = live[i];
-                if (!atomic_load(&c->gone))
+        for (struct vcont *c = v->conts; c; c = c->next) {
+                if (!atomic_load(&c->gone) || c->gone_told)
                         continue;
+                c->gone_told = true;
                 gone_add(&g, &n_g, id_of(v, &v->containers), c->id, strlen(c->id));
                 if (c->name)
                         gone_add(&g, &n_g, id_of(v, &v->containers), c->name, strlen(c->name));
         }
-        free(live);
         pthread_mutex_unlock(&v->lock);
         for (size_t i = 0; i < n_g; i++) {
                 if (gone)
@@ -2207,6 +2238,9 @@ void view_free(view *v)
         for (size_t i = 0; i < v->n_refs; i++)
                 free(v->refs[i].name);
         free(v->refs);
+        for (size_t i = 0; i < v->n_told_refs; i++)
+                free(v->told_refs[i]);
+        free(v->told_refs);
         for (struct vimage *x = v->imgs, *next; x; x = next) {
                 next = x->next;
                 image_free(x);

@@ -83,7 +83,9 @@ int view_rmdir(view *v, uint64_t parent, const char *name);
 int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
                 unsigned flags);
 
-/* Files. keep_cache: the data never changes (image files). */
+/* Files. keep_cache: the kernel's cached data stays valid across opens: image files never
+ * change, and every change to a container file goes through the kernel (one node per inode,
+ * also for hardlinks; a copy-up copies the very data the kernel caches). */
 int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_cache);
 int view_create(view *v, const struct view_ctx *c, uint64_t parent, const char *name, mode_t mode, int flags,
                 struct view_entry *ret, view_file **ret_file);
@@ -105,6 +107,9 @@ int view_opendir(view *v, uint64_t id, view_dir **ret);
 int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct stat *ret_st, off_t *ret_next);
 /* The directory a view_dir lists (for readdirplus lookups). */
 uint64_t view_dir_id(view_dir *d);
+/* The kernel may keep its listing: image directories never change, and a container's change
+ * only through the kernel, which drops a directory's cached listing when it changes it. */
+bool view_dir_cacheable(view_dir *d);
 void view_releasedir(view_dir *d);
 
 ssize_t view_getxattr(view *v, uint64_t id, const char *name, void *buf, size_t size);

@@ -82,16 +82,53 @@ static void add_hierarchy(cgroup *cg, bool v2, const char *mnt, const char *opts
         cg->n++;
 }
 
-static int discover(const char *id, cgroup **ret)
+/* Which hierarchy carries memory, pids and cpu: v1 hierarchies first (on a hybrid host a
+ * controller attached to v1 is not available on v2), then what the unified hierarchy offers. */
+static void assign_controllers(cgroup *cg)
 {
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-        if (!f)
-                return -errno;
-        cgroup *cg = xcalloc(1, sizeof(*cg));
         cg->mem = cg->pids = cg->cpu = -1;
-        char *line = NULL;
-        size_t cap = 0;
-        while (getline(&line, &cap, f) > 0) {
+        int v2_mem = -1, v2_pids = -1, v2_cpu = -1;
+        for (size_t i = 0; i < cg->n; i++) {
+                struct cgroup_hierarchy *h = &cg->h[i];
+                if (h->v2) {
+                        _cleanup_free_ char *ctl = NULL, *rel = xasprintf("%s/cgroup.controllers", h->mountpoint);
+                        if (util_read_file_at(AT_FDCWD, rel, 4096, &ctl, NULL) < 0)
+                                continue;
+                        char *nl = strchr(ctl, '\n');
+                        if (nl)
+                                *nl = '\0';
+                        for (char *p = ctl; *p; p++)
+                                if (*p == ' ')
+                                        *p = ',';
+                        if (v2_mem < 0 && has_controller(ctl, "memory"))
+                                v2_mem = (int)i;
+                        if (v2_pids < 0 && has_controller(ctl, "pids"))
+                                v2_pids = (int)i;
+                        if (v2_cpu < 0 && has_controller(ctl, "cpu"))
+                                v2_cpu = (int)i;
+                } else {
+                        if (has_controller(h->options, "memory"))
+                                cg->mem = (int)i;
+                        if (has_controller(h->options, "pids"))
+                                cg->pids = (int)i;
+                        if (has_controller(h->options, "cpu"))
+                                cg->cpu = (int)i;
+                }
+        }
+        if (cg->mem < 0)
+                cg->mem = v2_mem;
+        if (cg->pids < 0)
+                cg->pids = v2_pids;
+        if (cg->cpu < 0)
+                cg->cpu = v2_cpu;
+}
+
+int cgroup_parse_layout(const char *mountinfo, const char *id, cgroup **ret)
+{
+        cgroup *cg = xcalloc(1, sizeof(*cg));
+        _cleanup_free_ char *copy = xstrdup(mountinfo);
+        char *save = NULL;
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 char *sep = strstr(line, " - ");
                 if (!sep)
                         continue;
@@ -110,57 +147,88 @@ static int discover(const char *id, cgroup **ret)
                                 add_hierarchy(cg, false, mnt, ctl, id);
                 }
         }
-        free(line);
-        /* Controllers: v1 hierarchies first (on a hybrid host a controller attached to v1 is
-         * not available on v2), then what the unified hierarchy offers. */
-        for (size_t i = 0; i < cg->n; i++) {
-                struct cgroup_hierarchy *h = &cg->h[i];
-                if (h->v2) {
-                        _cleanup_free_ char *ctl = NULL, *rel = xasprintf("%s/cgroup.controllers", h->mountpoint);
-                        if (util_read_file_at(AT_FDCWD, rel, 4096, &ctl, NULL) < 0)
-                                continue;
-                        char *nl = strchr(ctl, '\n');
-                        if (nl)
-                                *nl = '\0';
-                        for (char *p = ctl; *p; p++)
-                                if (*p == ' ')
-                                        *p = ',';
-                        if (cg->mem < 0 && has_controller(ctl, "memory"))
-                                cg->mem = -2 - (int)i;
-                        if (cg->pids < 0 && has_controller(ctl, "pids"))
-                                cg->pids = -2 - (int)i;
-                        if (cg->cpu < 0 && has_controller(ctl, "cpu"))
-                                cg->cpu = -2 - (int)i;
-                } else {
-                        if (has_controller(h->options, "memory"))
-                                cg->mem = (int)i;
-                        if (has_controller(h->options, "pids"))
-                                cg->pids = (int)i;
-                        if (has_controller(h->options, "cpu"))
-                                cg->cpu = (int)i;
-                }
-        }
-        /* -2 - i marked a v2 candidate (overridden by any v1 hierarchy found later) */
-        if (cg->mem <= -2)
-                cg->mem = -2 - cg->mem;
-        if (cg->pids <= -2)
-                cg->pids = -2 - cg->pids;
-        if (cg->cpu <= -2)
-                cg->cpu = -2 - cg->cpu;
+        assign_controllers(cg);
         *ret = cg;
         return 0;
+}
+
+static int discover(const char *id, cgroup **ret)
+{
+        /* proc files have no size: read to EOF (getdelim with a delimiter that never occurs) */
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return -errno;
+        _cleanup_free_ char *text = NULL;
+        size_t cap = 0;
+        if (getdelim(&text, &cap, '\0', f) < 0 && !feof(f))
+                return -EIO;
+        return cgroup_parse_layout(text ? text : "", id, ret);
+}
+
+static void hierarchy_free(struct cgroup_hierarchy *h)
+{
+        free(h->mountpoint);
+        free(h->name);
+        free(h->options);
+        free(h->path);
+}
+
+/* Keep the hierarchies marked in keep[], in order, and find the controllers again. */
+static void keep_only(cgroup *cg, const bool *keep)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < cg->n; i++) {
+                if (keep[i])
+                        cg->h[k++] = cg->h[i];
+                else
+                        hierarchy_free(&cg->h[i]);
+        }
+        cg->n = k;
+        assign_controllers(cg);
+}
+
+/*
+ * The hierarchies a container joins. Joining a cgroup v1 hierarchy means writing the pid to
+ * its cgroup.procs, and the first such write takes the kernel's cgroup_threadgroup_rwsem for
+ * writing, which waits for an RCU grace period: 10-15 ms on a hybrid host, the biggest single
+ * cost of a short run. So a container joins:
+ *   - the unified (v2) hierarchy when it is mounted, always: it tracks the container's
+ *     processes (cgroup.kill at the end) and costs nothing to join, because clone3's
+ *     CLONE_INTO_CGROUP starts the container in it;
+ *   - a v1 hierarchy only when it carries a controller for a limit that was asked for
+ *     (memory for --memory, pids for --pids-limit, cpu for --cpus);
+ *   - on a host without a unified hierarchy, one v1 hierarchy for tracking (pids if there, else
+ *     the first) when no limit picked one.
+ * Docker puts every container in every controller for accounting (cpuacct, memory usage); no
+ * ctfs command reads those, and a container without a limit stays in its caller's v1 cgroups,
+ * where the caller's own limits (if any) still apply. /sys/fs/cgroup in the container shows the
+ * hierarchies it joined.
+ */
+void cgroup_select(cgroup *cg, const struct cgroup_limits *l)
+{
+        bool *keep = xcalloc(cg->n ? cg->n : 1, sizeof(bool));
+        bool any_v2 = false, any = false;
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].v2)
+                        keep[i] = any_v2 = any = true;
+        if (l->memory > 0 && cg->mem >= 0)
+                keep[cg->mem] = any = true;
+        if (l->pids > 0 && cg->pids >= 0)
+                keep[cg->pids] = any = true;
+        if (l->nano_cpus > 0 && cg->cpu >= 0)
+                keep[cg->cpu] = any = true;
+        if (!any_v2 && !any && cg->n > 0)
+                keep[cg->pids >= 0 ? cg->pids : 0] = true;
+        keep_only(cg, keep);
+        free(keep);
 }
 
 void cgroup_free(cgroup *cg)
 {
         if (!cg)
                 return;
-        for (size_t i = 0; i < cg->n; i++) {
-                free(cg->h[i].mountpoint);
-                free(cg->h[i].name);
-                free(cg->h[i].options);
-                free(cg->h[i].path);
-        }
+        for (size_t i = 0; i < cg->n; i++)
+                hierarchy_free(&cg->h[i]);
         free(cg->h);
         free(cg);
 }
@@ -192,7 +260,20 @@ static void v2_enable(const char *dir, const char *ctl)
 
 int cgroup_open(const char *id, cgroup **ret)
 {
-        return discover(id, ret);
+        cgroup *cg;
+        int r = discover(id, &cg);
+        if (r < 0)
+                return r;
+        /* the hierarchies it joined are those where its cgroup exists */
+        bool *keep = xcalloc(cg->n ? cg->n : 1, sizeof(bool));
+        for (size_t i = 0; i < cg->n; i++) {
+                struct stat st;
+                keep[i] = stat(cg->h[i].path, &st) == 0 && S_ISDIR(st.st_mode);
+        }
+        keep_only(cg, keep);
+        free(keep);
+        *ret = cg;
+        return 0;
 }
 
 int cgroup_create(const char *id, const struct cgroup_limits *l, cgroup **ret, char **ret_error)
@@ -201,6 +282,7 @@ int cgroup_create(const char *id, const struct cgroup_limits *l, cgroup **ret, c
         int r = discover(id, &cg);
         if (r < 0)
                 return r;
+        cgroup_select(cg, l);
         for (size_t i = 0; i < cg->n; i++) {
                 struct cgroup_hierarchy *h = &cg->h[i];
                 _cleanup_free_ char *parent = xasprintf("%s/" CGROUP_PARENT, h->mountpoint);
@@ -296,11 +378,23 @@ fail:
         return r;
 }
 
-int cgroup_enter(cgroup *cg, pid_t pid)
+int cgroup_v2_open(cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].v2) {
+                        int fd = open(cg->h[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                        return fd < 0 ? -errno : fd;
+                }
+        return -ENOENT;
+}
+
+int cgroup_enter(cgroup *cg, pid_t pid, bool skip_v2)
 {
         char buf[32];
         snprintf(buf, sizeof(buf), "%d", (int)pid);
         for (size_t i = 0; i < cg->n; i++) {
+                if (skip_v2 && cg->h[i].v2)
+                        continue;
                 int r = write_file(cg->h[i].path, "cgroup.procs", buf);
                 if (r < 0)
                         return r;

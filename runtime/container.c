@@ -338,10 +338,10 @@ bool container_pid_alive(pid_t pid, uint64_t start)
 
 /* ---- records ---- */
 
-static int write_json_at(int dirfd, const char *path, json_object *o)
+static int write_json_at(int dirfd, const char *path, json_object *o, bool durable)
 {
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-        return util_write_file_atomic_at(dirfd, path, text, strlen(text), 0644);
+        return (durable ? util_write_file_atomic_at : util_replace_file_at)(dirfd, path, text, strlen(text), 0644);
 }
 
 static bool name_in_use(store *s, const char *name)
@@ -429,13 +429,10 @@ int container_create(store *s, struct container_config *cfg, char **ret_error)
                         goto fail;
         }
         json_object *o = container_config_to_json(cfg);
-        r = write_json_at(tfd, "config.json", o);
-        json_object_put(o);
-        if (r < 0)
-                goto fail;
-        struct container_state st = { .status = CONTAINER_CREATED };
-        o = container_state_to_json(&st);
-        r = write_json_at(tfd, "state.json", o);
+        /* The record is the one file that must survive a crash, unless the container goes with
+         * its first exit anyway (--rm: after a power loss its record may be empty, which ps and
+         * check skip and `ctfs rm ID` removes). No state.json reads as created. */
+        r = write_json_at(tfd, "config.json", o, !cfg->auto_remove);
         json_object_put(o);
         if (r < 0)
                 goto fail;
@@ -570,7 +567,11 @@ int container_state_load(store *s, const char *id, struct container_state *ret)
         int r = util_read_file_at(store_dirfd(s), rel, 1 << 20, &data, NULL);
         if (r < 0 && r != -ENOENT)
                 return r;
-        if (data) {
+        if (data && !*data) {
+                /* replaced without fsync and emptied by a crash: it ended unrecorded */
+                st.status = CONTAINER_EXITED;
+                st.exit_code = 255;
+        } else if (data) {
                 json_object *o = json_tokener_parse(data);
                 if (!o)
                         return -EINVAL;
@@ -609,7 +610,9 @@ int container_state_save(store *s, const char *id, const struct container_state 
         if (fd < 0)
                 return -errno;
         json_object *o = container_state_to_json(st);
-        int r = write_json_at(fd, "state.json", o);
+        /* Atomic but not fsync'ed: states change at every start and exit, and a state lost in a
+         * crash reads as exited (container_state_load), which is what it is after a reboot. */
+        int r = write_json_at(fd, "state.json", o, false);
         json_object_put(o);
         return r;
 }

@@ -6,7 +6,9 @@
  *                                 created, the resolved process and the options. Written once,
  *                                 published with the whole directory by one rename.
  *   containers/<id>/state.json    status, pid (+ its start time), exit code, started/finished;
- *                                 replaced atomically by whoever runs the container.
+ *                                 replaced atomically (not fsync'ed) by whoever runs the
+ *                                 container; missing until the first start (= created), empty
+ *                                 after a crash that lost it (= exited 255).
  *   containers/<id>/upper/, work/ the container's changes (overlayfs format, fs/upper.h)
  *   containers/<id>/container.log output of detached containers
  *   containers/<id>/hosts, hostname, resolv.conf   bind-mounted into the container

@@ -22,6 +22,7 @@
 #include "cgroup.h"
 #include "daemon.h"
 #include "pty.h"
+#include "secprofile.h"
 #include "spawn.h"
 #include "spec.h"
 #include "util.h"
@@ -60,7 +61,8 @@ int run_rootfs(store *s, const char *id, char **ret_path)
         return 0;
 }
 
-/* hosts, hostname and resolv.conf in containers/<id>/, bind-mounted into the container. */
+/* hosts, hostname and resolv.conf in containers/<id>/, bind-mounted into the container. Written
+ * again at every start, so not fsync'ed. */
 static int write_etc_files(store *s, const struct container_config *cfg)
 {
         _cleanup_free_ char *rel = xasprintf("containers/%s", cfg->id);
@@ -76,11 +78,11 @@ static int write_etc_files(store *s, const struct container_config *cfg)
                                                "ff02::2\tip6-allrouters\n"
                                                "127.0.1.1\t%s\n",
                                                h);
-        int r = util_write_file_atomic_at(dfd, "hosts", hosts, strlen(hosts), 0644);
+        int r = util_replace_file_at(dfd, "hosts", hosts, strlen(hosts), 0644);
         if (r < 0)
                 return r;
         _cleanup_free_ char *hn = xasprintf("%s\n", h);
-        r = util_write_file_atomic_at(dfd, "hostname", hn, strlen(hn), 0644);
+        r = util_replace_file_at(dfd, "hostname", hn, strlen(hn), 0644);
         if (r < 0)
                 return r;
         _cleanup_free_ char *resolv = NULL;
@@ -88,7 +90,22 @@ static int write_etc_files(store *s, const struct container_config *cfg)
                 free(resolv);
                 resolv = xstrdup("");
         }
-        return util_write_file_atomic_at(dfd, "resolv.conf", resolv, strlen(resolv), 0644);
+        return util_replace_file_at(dfd, "resolv.conf", resolv, strlen(resolv), 0644);
+}
+
+/* The default seccomp profile for caps, from the store's cache/ when it was compiled before;
+ * NULL (the child compiles it) when privileged or on an error. */
+static struct secprofile *seccomp_for(store *s, const struct container_config *cfg, uint64_t caps)
+{
+        if (cfg->privileged)
+                return NULL;
+        if (mkdirat(store_dirfd(s), "cache", 0700) < 0 && errno != EEXIST)
+                return NULL;
+        _cleanup_close_ int dfd = openat(store_dirfd(s), "cache", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        struct secprofile *sp = NULL;
+        if (secprofile_compile(dfd, caps, &sp) < 0)
+                return NULL;
+        return sp;
 }
 
 static int write_all_fd(int fd, const char *buf, size_t n)
@@ -161,6 +178,7 @@ static int monitor_run(struct monitor *m, char **ret_error)
         uint64_t caps = 0;
         const char *bad = NULL;
         cgroup *cg = NULL;
+        _cleanup_(secprofile_freep) struct secprofile *sp = NULL;
         _cleanup_close_ int sfd = -1;
         int r = run_rootfs(m->s, cfg->id, &rootfs);
         if (r < 0) {
@@ -189,8 +207,9 @@ static int monitor_run(struct monitor *m, char **ret_error)
         sigprocmask(SIG_BLOCK, &set, &old);
         sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 
+        sp = seccomp_for(m->s, cfg, caps);
         struct spawn_params p = {
-                .cfg = cfg, .rootfs = rootfs, .dir = dir, .caps = caps, .cg = cg,
+                .cfg = cfg, .rootfs = rootfs, .dir = dir, .caps = caps, .cg = cg, .seccomp = sp,
                 .stdio = { m->stdio[0], m->stdio[1], m->stdio[2] },
                 .die_with_parent = true,
         };
@@ -452,8 +471,9 @@ int run_exec(store *s, const char *id, const struct run_exec_options *o, int *re
         for (char **e = o->env; e && *e; e++)
                 spec_env_set(&env, *e);
         _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        _cleanup_(secprofile_freep) struct secprofile *sp = seccomp_for(s, &cfg, caps);
         struct exec_params e = {
-                .cfg = &cfg, .pid = st.pid, .pid_start = st.pid_start, .cg = cg, .caps = caps,
+                .cfg = &cfg, .pid = st.pid, .pid_start = st.pid_start, .cg = cg, .caps = caps, .seccomp = sp,
                 .args = o->args, .env = env, .cwd = o->cwd ? o->cwd : cfg.cwd,
                 .user = o->user ? o->user : cfg.user, .tty = o->tty,
                 .stdio = { o->interactive ? STDIN_FILENO : devnull, STDOUT_FILENO, STDERR_FILENO },

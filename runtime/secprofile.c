@@ -3,11 +3,20 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "digest.h"
 #include "util.h"
 
 #define CAP(c) (UINT64_C(1) << (c))
@@ -89,7 +98,8 @@ static void ctx_release(scmp_filter_ctx *c)
                 seccomp_release(*c);
 }
 
-int secprofile_apply_default(uint64_t caps)
+/* The profile for caps, in a new filter context. */
+static int build(uint64_t caps, scmp_filter_ctx *ret)
 {
         _cleanup_(ctx_release) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
         if (!ctx)
@@ -137,5 +147,118 @@ int secprofile_apply_default(uint64_t caps)
                                 return r;
                 }
         }
+        *ret = TAKE_PTR(ctx);
+        return 0;
+}
+
+int secprofile_apply_default(uint64_t caps)
+{
+        _cleanup_(ctx_release) scmp_filter_ctx ctx = NULL;
+        int r = build(caps, &ctx);
+        if (r < 0)
+                return r;
         return seccomp_load(ctx);
+}
+
+/* ---- the compiled program, cached ---- */
+
+struct secprofile {
+        struct sock_filter *insns;
+        unsigned short len;
+};
+
+void secprofile_free(struct secprofile *p)
+{
+        if (!p)
+                return;
+        free(p->insns);
+        free(p);
+}
+
+void secprofile_freep(struct secprofile **p)
+{
+        secprofile_free(*p);
+}
+
+/* What decides the program: the profile (this table and the rules above, versioned by
+ * SECPROFILE_VERSION), the capabilities that change it, libseccomp and the architecture. */
+#define SECPROFILE_VERSION 1
+static void cache_name(uint64_t caps, char out[80])
+{
+        uint64_t relevant = CAP(CAP_SYS_ADMIN);
+        for (size_t i = 0; i < ARRAY_SIZE(denied); i++)
+                relevant |= denied[i].unless;
+        const struct scmp_version *v = seccomp_version();
+        _cleanup_(digest_freep) digest_ctx *d = digest_new();
+        char head[160];
+        snprintf(head, sizeof(head), "ctfs seccomp %d libseccomp %u.%u.%u arch %u caps %016llx\n", SECPROFILE_VERSION,
+                 v ? v->major : 0, v ? v->minor : 0, v ? v->micro : 0, (unsigned)seccomp_arch_native(),
+                 (unsigned long long)(caps & relevant));
+        digest_update(d, head, strlen(head));
+        for (size_t i = 0; i < ARRAY_SIZE(denied); i++) {
+                char line[96];
+                snprintf(line, sizeof(line), "%s %016llx\n", denied[i].name, (unsigned long long)denied[i].unless);
+                digest_update(d, line, strlen(line));
+        }
+        uint8_t sum[DIGEST_LEN];
+        char hex[DIGEST_HEX_LEN + 1];
+        digest_final(d, sum);
+        digest_to_hex(sum, hex);
+        snprintf(out, 80, "seccomp-%.32s.bpf", hex);
+}
+
+static int from_bytes(char *data, size_t len, struct secprofile **ret)
+{
+        if (len == 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > BPF_MAXINSNS)
+                return -EINVAL;
+        struct secprofile *p = xcalloc(1, sizeof(*p));
+        p->insns = (struct sock_filter *)data;
+        p->len = (unsigned short)(len / sizeof(struct sock_filter));
+        *ret = p;
+        return 0;
+}
+
+int secprofile_compile(int cache_dirfd, uint64_t caps, struct secprofile **ret)
+{
+        char name[80];
+        cache_name(caps, name);
+        char *data = NULL;
+        size_t len = 0;
+        if (cache_dirfd >= 0 && util_read_file_at(cache_dirfd, name, 1 << 20, &data, &len) == 0) {
+                if (from_bytes(data, len, ret) == 0)
+                        return 0;
+                free(data); /* emptied by a crash, or not ours: compile again */
+        }
+        _cleanup_(ctx_release) scmp_filter_ctx ctx = NULL;
+        int r = build(caps, &ctx);
+        if (r < 0)
+                return r;
+        /* libseccomp 2.5 exports to an fd only */
+        _cleanup_close_ int fd = memfd_create("ctfs-seccomp", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = seccomp_export_bpf(ctx, fd);
+        if (r < 0)
+                return r;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        r = util_read_fd(fd, 1 << 20, &data, &len);
+        if (r < 0)
+                return r;
+        r = from_bytes(data, len, ret);
+        if (r < 0) {
+                free(data);
+                return r;
+        }
+        /* best effort: the next run reads it instead of compiling (~1 ms) */
+        if (cache_dirfd >= 0)
+                util_replace_file_at(cache_dirfd, name, data, len, 0600);
+        return 0;
+}
+
+int secprofile_load(const struct secprofile *p)
+{
+        /* what seccomp_load() does for this filter: no flags, no no_new_privs */
+        struct sock_fprog prog = { .len = p->len, .filter = p->insns };
+        return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? -errno : 0;
 }

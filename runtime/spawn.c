@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/magic.h>
+#include <linux/sched.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <sched.h>
@@ -82,8 +83,15 @@ static int open_in_root(int rootfd, const char *path, int flags, uint64_t resolv
         struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
         while (*path == '/')
                 path++;
-        int fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
-        return fd < 0 ? -errno : fd;
+        /* openat2 answers EAGAIN when a rename or mount anywhere on the system raced with a
+         * ".." step of the walk: the walk is safe to repeat. */
+        for (int tries = 0;; tries++) {
+                int fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
+                if (fd >= 0)
+                        return fd;
+                if (errno != EAGAIN || tries >= 64)
+                        return -errno;
+        }
 }
 
 #define IN_ROOT (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
@@ -156,13 +164,13 @@ static int mount_fd(const char *src, int target_fd, const char *type, unsigned l
         return mount(src, t, type, flags, data) < 0 ? -errno : 0;
 }
 
-/* Read-only: for the mount at path (as seen now, after it was mounted). */
-static int make_ro(int rootfd, const char *path, bool recursive)
+/* Add attributes (MOUNT_ATTR_RDONLY, MOUNT_ATTR_NODEV) to the mount at path, as seen now. */
+static int mount_add_attr(int rootfd, const char *path, bool recursive, uint64_t attr)
 {
         _cleanup_close_ int fd = open_in_root(rootfd, path, O_PATH, IN_ROOT);
         if (fd < 0)
                 return fd;
-        struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+        struct mount_attr a = { .attr_set = attr };
         if (mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a, sizeof(a)) == 0)
                 return 0;
         if (errno != ENOSYS)
@@ -172,8 +180,14 @@ static int make_ro(int rootfd, const char *path, bool recursive)
         struct statvfs sv;
         unsigned long keep = 0;
         if (statvfs(t, &sv) == 0)
-                keep = sv.f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
-        return mount(NULL, t, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0 ? -errno : 0;
+                keep = sv.f_flag & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+        unsigned long add = (attr & MOUNT_ATTR_RDONLY ? MS_RDONLY : 0) | (attr & MOUNT_ATTR_NODEV ? MS_NODEV : 0);
+        return mount(NULL, t, NULL, MS_BIND | MS_REMOUNT | keep | add, NULL) < 0 ? -errno : 0;
+}
+
+static int make_ro(int rootfd, const char *path, bool recursive)
+{
+        return mount_add_attr(rootfd, path, recursive, MOUNT_ATTR_RDONLY);
 }
 
 /* ---- the container's mounts ---- */
@@ -234,7 +248,12 @@ static void mount_dev(struct child *c, int rootfd)
         _cleanup_close_ int fd = mkdir_in_root(rootfd, "dev", 0755);
         if (fd < 0)
                 fail(c, 125, "mount /dev: %s", strerror(-fd));
-        int r = mount_fd("tmpfs", fd, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+        /* Device nodes are where a container reaches the host's hardware: unless privileged,
+         * /dev is nodev like every other filesystem the container can write (so mknod gives
+         * nothing usable), and the standard nodes are the host's own, bound in one by one. */
+        bool privileged = c->p->cfg->privileged;
+        int r = mount_fd("tmpfs", fd, "tmpfs", MS_NOSUID | MS_STRICTATIME | (privileged ? 0 : MS_NODEV),
+                         "mode=755,size=65536k");
         if (r < 0)
                 fail(c, 125, "mount /dev: %s", strerror(-r));
         _cleanup_close_ int dev = open_in_root(rootfd, "dev", O_PATH | O_DIRECTORY, IN_ROOT);
@@ -247,9 +266,23 @@ static void mount_dev(struct child *c, int rootfd)
                 { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
         };
         mode_t um = umask(0);
-        for (size_t i = 0; i < ARRAY_SIZE(nodes); i++)
-                if (mknodat(dev, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
-                        fail(c, 125, "mknod /dev/%s: %m", nodes[i].name);
+        for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+                if (privileged) {
+                        if (mknodat(dev, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
+                                fail(c, 125, "mknod /dev/%s: %m", nodes[i].name);
+                        continue;
+                }
+                _cleanup_close_ int t = openat(dev, nodes[i].name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+                if (t < 0)
+                        fail(c, 125, "create /dev/%s: %m", nodes[i].name);
+                _cleanup_free_ char *src = xasprintf("/dev/%s", nodes[i].name);
+                struct stat st;
+                if (stat(src, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(nodes[i].maj, nodes[i].min))
+                        fail(c, 125, "the host's %s is not the device it should be", src);
+                r = mount_fd(src, t, NULL, MS_BIND, NULL);
+                if (r < 0)
+                        fail(c, 125, "bind %s: %s", src, strerror(-r));
+        }
         umask(um);
         static const struct {
                 const char *name, *target;
@@ -360,6 +393,8 @@ static void mount_volumes(struct child *c, int rootfd)
                 int r = mount_fd(sp, t, NULL, MS_BIND | MS_REC, NULL);
                 if (r < 0)
                         fail(c, 125, "volume %s: bind to %s: %s", v->host, v->ctr, strerror(-r));
+                if (!cfg->privileged && (r = mount_add_attr(rootfd, v->ctr, true, MOUNT_ATTR_NODEV)) < 0)
+                        fail(c, 125, "volume %s: nodev: %s", v->host, strerror(-r));
                 if (v->ro && (r = make_ro(rootfd, v->ctr, true)) < 0)
                         fail(c, 125, "volume %s: read-only: %s", v->host, strerror(-r));
         }
@@ -390,6 +425,14 @@ static void setup_rootfs(struct child *c, bool cgroupns)
         _cleanup_close_ int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
                 fail(c, 125, "open the container's root %s: %m", p->rootfs);
+        /* nodev: a device node in the image, or one the container makes with CAP_MKNOD, must
+         * not open the host's device (docker denies them with the devices cgroup; nodev holds
+         * on cgroup v1, v2 and hybrid hosts alike) */
+        if (!p->cfg->privileged) {
+                int r = mount_add_attr(rootfd, "", true, MOUNT_ATTR_NODEV);
+                if (r < 0)
+                        fail(c, 125, "make the root nodev: %s", strerror(-r));
+        }
         mount_proc(c, rootfd);
         mount_dev(c, rootfd);
         mount_sys(c, rootfd, cgroupns);
@@ -547,7 +590,9 @@ static _Noreturn void finish(struct child *c, const struct container_config *cfg
         if (cfg->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 fail(c, 125, "no_new_privs: %m");
         if (!privileged) {
-                r = secprofile_apply_default(caps);
+                /* the program the parent compiled (or found cached), else compile it here */
+                const struct secprofile *sp = c->p ? c->p->seccomp : c->e ? c->e->seccomp : NULL;
+                r = sp ? secprofile_load(sp) : secprofile_apply_default(caps);
                 if (r < 0)
                         fail(c, 125, "load the seccomp profile: %s", strerror(-r));
         }
@@ -582,6 +627,10 @@ static _Noreturn void container_child(struct child *c)
 {
         const struct spawn_params *p = c->p;
         const struct container_config *cfg = p->cfg;
+        /* Until execve, this is the host's ctfs running inside the container's namespaces: not
+         * dumpable, so no container process can open /proc/<pid>/exe (the host binary) or
+         * ptrace it (runc's CVE-2019-5736). execve makes the container's command dumpable. */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (p->die_with_parent)
                 prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         struct msg m;
@@ -650,15 +699,32 @@ int spawn_container(const struct spawn_params *p, struct spawn_result *ret, int 
                 *ret_error = xasprintf("socketpair: %m");
                 return -errno;
         }
-        unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+        unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
         if (p->cfg->network == CONTAINER_NET_NONE)
                 flags |= CLONE_NEWNET;
         struct child c = { .sock = sv[1], .p = p };
+        /* Born in its cgroup on the unified hierarchy (CLONE_INTO_CGROUP, Linux 5.7): unlike a
+         * write to cgroup.procs, this does not wait for an RCU grace period. */
+        _cleanup_close_ int cgfd = p->cg ? cgroup_v2_open(p->cg) : -ENOENT;
+        int pidfd = -1;
+        struct clone_args ca = {
+                .flags = flags | CLONE_PIDFD | (cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .pidfd = (uint64_t)(uintptr_t)&pidfd,
+                .exit_signal = SIGCHLD,
+                .cgroup = cgfd >= 0 ? (uint64_t)cgfd : 0,
+        };
         sigset_t all;
         sigfillset(&all);
         /* the child starts with every signal blocked and restores the caller's mask at exec */
         sigprocmask(SIG_SETMASK, &all, &c.oldmask);
-        pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+        bool in_v2 = cgfd >= 0;
+        pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+        if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL || errno == EPERM)) {
+                /* an older kernel, or (EINVAL) a cgroup that cannot take it: clone, then join */
+                in_v2 = false;
+                pidfd = -1;
+                pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+        }
         if (pid == 0) {
                 close(sv[0]);
                 container_child(&c);
@@ -671,15 +737,17 @@ int spawn_container(const struct spawn_params *p, struct spawn_result *ret, int 
                 *ret_error = xasprintf("clone: %s", strerror(e));
                 return -e;
         }
-        int r = p->cg ? cgroup_enter(p->cg, pid) : 0;
+        int r = p->cg ? cgroup_enter(p->cg, pid, in_v2) : 0;
         if (r < 0) {
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);
+                if (pidfd >= 0)
+                        close(pidfd);
                 *ret_error = xasprintf("join the cgroup: %s", strerror(-r));
                 return r;
         }
         ret->pid = pid;
-        ret->pidfd = pidfd_open(pid, 0);
+        ret->pidfd = pidfd >= 0 ? pidfd : pidfd_open(pid, 0);
         container_pid_start_time(pid, &ret->pid_start);
         struct msg m = { .type = MSG_GO, .ws = p->ws };
         if (send(sock, &m, sizeof(m), MSG_NOSIGNAL) < 0) {
@@ -718,8 +786,10 @@ int spawn_exec(const struct exec_params *e, struct spawn_result *ret, int *ret_e
         sigprocmask(SIG_SETMASK, &all, &c.oldmask);
         pid_t pid = fork();
         if (pid == 0) {
+                /* not dumpable until execve: see container_child */
+                prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
                 close(sv[0]);
-                if (e->cg && cgroup_enter(e->cg, 0) < 0)
+                if (e->cg && cgroup_enter(e->cg, 0, false) < 0)
                         fail(&c, 125, "join the container's cgroup: %m");
                 int nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
                 if (setns(pidfd, nsflags) < 0 && setns(pidfd, nsflags & ~CLONE_NEWCGROUP) < 0)

@@ -23,12 +23,15 @@
 #include "cgroup.h"
 #include "container.h"
 
+struct secprofile;
+
 struct spawn_params {
         const struct container_config *cfg;
         const char *rootfs;  /* host path of the container's view */
         const char *dir;     /* host path of containers/<id> (hosts, hostname, resolv.conf) */
         uint64_t caps;
         cgroup *cg;
+        const struct secprofile *seccomp; /* the default profile, compiled; NULL: compile it in the child */
         int stdio[3];        /* the container's stdin/out/err when there is no tty */
         struct winsize ws;   /* initial pty size (0 = leave) */
         bool die_with_parent;
@@ -52,6 +55,7 @@ struct exec_params {
         pid_t pid;           /* the container's pid 1 */
         uint64_t pid_start;
         cgroup *cg;
+        const struct secprofile *seccomp; /* as in spawn_params */
         uint64_t caps;
         char **args;
         char **env;          /* the full environment */

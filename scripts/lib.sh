@@ -9,6 +9,7 @@ CTFS_PACKAGES=(
 	umoci skopeo busybox-static docker-registry attr jq python3 zstd
 	clang libclang-rt-14-dev
 	apache2-utils openssl ca-certificates
+	xfsprogs
 )
 
 # The checkout's top directory (this file lives in scripts/).

@@ -105,6 +105,36 @@ t_is "  owner" "$(stat -c %u:%g "$C/usr/bin/ping")" 12:34
 t_ok "utimens" py "import os; os.utime('$C/data/big', (1234567890, 1234567890), follow_symlinks=False)"
 t_is "  mtime" "$(stat -c %Y "$C/data/big")" 1234567890
 t_ok "  no data copied for a metadata change" test "$(stat -c %b "$upper/data/big")" -lt 64
+# container files keep their page cache across opens (every change goes through the kernel):
+# a copy-up between opens, and truncation, must still never serve stale pages
+cat "$C/etc/shadow" >/dev/null
+t_is "the page cache of a container file is kept across opens" "$(fincore -b -n -o RES "$C/etc/shadow" | tr -d " ")" 4096
+t_ok "reads after a copy-up through another fd see the written data, not cached lower pages" py "
+import os
+p = '$C/data/big'
+size = 4 << 20
+r1 = os.open(p, os.O_RDONLY)
+lower = os.pread(r1, size, 0) # the lower data, now in the page cache
+assert lower[:3] == b'abc' and len(lower) == size, lower[:3]
+w = os.open(p, os.O_RDWR) # copies the data up
+os.pwrite(w, b'XYZ', 0)
+os.pwrite(w, b'tail', size - 4)
+r2 = os.open(p, os.O_RDONLY)
+assert os.pread(r2, 3, 0) == b'XYZ', os.pread(r2, 3, 0)
+assert os.pread(r2, 4, size - 4) == b'tail'
+assert os.pread(r2, size - 7, 3) == lower[3:size - 4], 'the copied data'
+assert os.pread(r1, 3, 0) == b'XYZ', 'the fd opened before the copy-up'
+os.close(w)
+os.truncate(p, 10)
+r3 = os.open(p, os.O_RDONLY)
+assert os.pread(r3, 100, 0) == b'XYZ' + lower[3:10], os.pread(r3, 100, 0)
+w = os.open(p, os.O_WRONLY | os.O_TRUNC)
+os.write(w, b'new')
+os.close(w)
+assert os.pread(r1, 100, 0) == b'new', os.pread(r1, 100, 0)
+for fd in (r1, r2, r3):
+    os.close(fd)"
+t_is "  and a later open reads the same" "$(cat "$C/data/big")" new
 t_ok "setxattr" setfattr -n user.k -v v "$C/etc/new2"
 t_is "  getxattr" "$(getfattr --only-values -n user.k "$C/etc/new2")" v
 t_ok "removexattr" setfattr -x user.k "$C/etc/new2"
@@ -273,5 +303,54 @@ again=$("$DRIVER" container "$CTFS_ROOT" third)
 t_is "a container made again under the same id" "$again" "$third"
 t_ok "  is served fresh (its own upper dir)" sh -c "test -f '$T/etc/passwd' && test ! -e '$T/etc/w'"
 t_ok "  and writes go to its new upper dir" sh -c "echo new > '$T/etc/new3' && test -f '$CTFS_ROOT/containers/$third/upper/etc/new3'"
+
+# --- a name given to a new container: the kernel caches symlink targets (FUSE_CAP_CACHE_SYMLINKS),
+# so containers/<name> must be another inode once it points elsewhere, and must be asked for
+# again at once (rm + create can be quicker than the store watcher)
+layout=$TMP/layout
+fx_oci_image "$layout" v1 >/dev/null 2>&1 || bail_out "cannot build the fixture image"
+t_ok "pull an image for ctfs create" ctfs pull -q "oci:$layout:v1"
+id1=$(ctfs create --name again localhost/layout:v1 /bin/true)
+t_is "ctfs create --name: containers/again points to it" "$(readlink "$MNT/containers/again")" "$id1"
+t_ok "  a path through it" test -f "$MNT/containers/again/bin/busybox"
+for i in 1 2 3; do
+	t_ok "ctfs rm again ($i)" ctfs rm again
+	# a listing right away sees the change before the store watcher does
+	ls "$MNT/containers" >/dev/null
+	id2=$(ctfs create --name again localhost/layout:v1 /bin/true)
+	t_is "  created again: containers/again points to the new id at once" "$(readlink "$MNT/containers/again")" "$id2"
+	t_ok "  and paths through it work at once" sh -c "echo $i > '$MNT/containers/again/n' && test -f '$CTFS_ROOT/containers/$id2/upper/n'"
+	sleep 0.2 # the watcher's turn (a cached name lives for a second without it)
+	t_fail "  the old id is gone (the watcher saw it go, though the listing re-read the store first)" \
+		test -e "$MNT/containers/$id1"
+	id1=$id2
+done
+t_ok "ctfs rm the last one" ctfs rm again
+ls "$MNT/containers" >/dev/null
+t_fail "  the name is gone at once" test -e "$MNT/containers/again"
+
+# --- copy-up by reflink: a store on XFS (reflink=1) clones the object instead of copying it ---
+if command -v mkfs.xfs >/dev/null && command -v filefrag >/dev/null; then
+	truncate -s 512M "$TMP/xfs.img"
+	mkdir -p "$TMP/xfs" "$TMP/xmnt"
+	if mkfs.xfs -q -m reflink=1 "$TMP/xfs.img" 2>"$T_OUT" && mount -o loop "$TMP/xfs.img" "$TMP/xfs" 2>>"$T_OUT"; then
+		read -r _ xcid < <(CTFS_ROOT=$TMP/xfs/root "$DRIVER" mkstore "$TMP/xfs/root") || bail_out "cannot make the XFS store"
+		XC=$TMP/xmnt/containers/$xcid
+		xupper=$TMP/xfs/root/containers/$xcid/upper
+		t_ok "mount a store on XFS" env CTFS_ROOT="$TMP/xfs/root" "$CTFS" --root "$TMP/xfs/root" mount "$TMP/xmnt"
+		t_ok "append to a 4 MiB image file" sh -c "printf appended >> '$XC/data/big'"
+		t_is "  size" "$(stat -c %s "$XC/data/big")" $(((4 << 20) + 8))
+		t_is "  the end" "$(tail -c 12 "$XC/data/big")" "GHIJappended"
+		t_is "  the start" "$(head -c 5 "$XC/data/big")" abcde
+		t_like "  the copy shares its blocks with the store's object (FICLONE)" "$(filefrag -v "$xupper/data/big")" shared
+		t_ok "  and a remount reads the same" sh -c "'$CTFS' --root '$TMP/xfs/root' umount '$TMP/xmnt' && '$CTFS' --root '$TMP/xfs/root' mount '$TMP/xmnt' && test \"\$(tail -c 12 '$XC/data/big')\" = GHIJappended"
+		"$CTFS" --root "$TMP/xfs/root" umount "$TMP/xmnt"
+		umount "$TMP/xfs"
+	else
+		skip "copy-up by reflink" "no XFS loop mount here: $(head -c 200 "$T_OUT" | tr '\n' ' ')"
+	fi
+else
+	skip "copy-up by reflink" "no mkfs.xfs (xfsprogs) or filefrag"
+fi
 
 t_ok "umount" fumount

@@ -28,6 +28,10 @@ t_is "driver finds the live mount" "$("$DRIVER" find "$CTFS_ROOT")" "$MNT"
 
 img=$MNT/images/localhost/layout:v1
 t_ok "the image is at images/localhost/layout:v1" test -d "$img"
+# the kernel gives a FUSE mount 128 KiB of readahead; the daemon raises it once mounted
+bdi_ra() { cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb"; }
+for _ in 1 2 3 4 5 6 7 8 9 10; do [[ $(bdi_ra) == 1024 ]] && break; sleep 0.1; done
+t_is "the mount reads ahead 1 MiB (two 512 KiB requests in flight)" "$(bdi_ra)" 1024
 t_ok "image view equals umoci unpack (types, modes, owners, sizes, contents, xattrs, hardlinks)" \
 	"$TREECMP" "$TMP/ref/rootfs" "$img"
 

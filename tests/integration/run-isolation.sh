@@ -82,6 +82,17 @@ cin "$IMG" busybox unshare -n true
 t_like "unshare of a namespace fails with EPERM" "$out" "Operation not permitted"
 cin --cap-add SYS_ADMIN "$IMG" sh -c 'mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo mounted'
 t_is "--cap-add SYS_ADMIN allows mount (seccomp follows the capabilities)" "$out" mounted
+# The compiled filter is cached in the store (runtime/secprofile.h), one program per set of
+# capabilities that changes it; a damaged cache file is compiled again, never trusted.
+n_bpf() { find "$CTFS_ROOT/cache" -name 'seccomp-*.bpf' -size +0 | wc -l; }
+t_is "seccomp programs cached: the default set and +SYS_ADMIN" "$(n_bpf)" 2
+for f in "$CTFS_ROOT"/cache/seccomp-*.bpf; do : >"$f"; done
+cin "$IMG" sh -c 'grep Seccomp: /proc/self/status; mkdir -p /mnt/t && mount -t tmpfs none /mnt/t'
+t_like "an emptied cache: still filtered" "$out" $'^Seccomp:\t2\n.*(Operation not permitted|[Pp]ermission denied)'
+for f in "$CTFS_ROOT"/cache/seccomp-*.bpf; do printf 'abc' >"$f"; done
+cin "$IMG" busybox unshare -n true
+t_like "a corrupt cache: still filtered" "$out" "Operation not permitted"
+t_is "... and compiled again" "$(find "$CTFS_ROOT/cache" -name 'seccomp-*.bpf' -size +1k | wc -l)" 1
 cin --cap-drop ALL --cap-add CHOWN "$IMG" grep CapEff /proc/self/status
 t_is "--cap-drop ALL --cap-add CHOWN" "$out" $'CapEff:\t0000000000000001'
 cin --cap-drop NET_RAW --cap-drop chown "$IMG" grep CapEff /proc/self/status
@@ -167,7 +178,36 @@ t_is "limits visible in the container's own cgroup" "$(echo $out)" "67108864 50"
 id=$(ctfs run -d "$IMG" sleep 30)
 cg_dirs() { find /sys/fs/cgroup -maxdepth 4 -type d -path "*/ctfs/$id" 2>/dev/null; }
 t_like "a running container has its cgroup" "$(cg_dirs)" "ctfs/$id"
+# Which hierarchies a container joins (runtime/cgroup.c, cgroup_select): the unified one when it
+# is mounted (born there with CLONE_INTO_CGROUP), a v1 one only for a limit it carries.
+cg_of() { cat "/proc/$(ctfs inspect "$1" | jq .[0].State.Pid)/cgroup"; }
+v1_with() { grep -E "^[0-9]+:([^:]*,)?$1(,[^:]*)?:" || true; }
+if grep -q '^0::' /proc/self/cgroup && [[ -n $(findmnt -n -t cgroup2 -o TARGET 2>/dev/null) ]]; then
+	t_like "no limits: in its cgroup on the unified hierarchy" "$(cg_of "$id")" "(^|"$'\n'")0::/ctfs/$id($|"$'\n'")"
+	t_is "no limits: in no v1 hierarchy's cgroup" "$(cg_of "$id" | grep -v '^0::' | grep -c "/ctfs/$id" || true)" 0
+else
+	t_like "no limits: in one hierarchy's cgroup for tracking" "$(cg_of "$id")" "/ctfs/$id"
+fi
 ctfs kill "$id" >/dev/null
 ctfs wait "$id" >/dev/null
 t_is "the cgroup is gone after the container exits" "$(cg_dirs)" ""
 ctfs rm "$id" >/dev/null
+id=$(ctfs run -d -m 64m "$IMG" sleep 30)
+cgs=$(cg_of "$id")
+if [[ -n $(v1_with memory <<<"$cgs") ]]; then
+	t_like "-m on a v1 memory controller: in its memory cgroup" "$(v1_with memory <<<"$cgs")" ":/ctfs/$id$"
+else
+	t_like "-m on the unified memory controller: in its cgroup" "$(grep '^0::' <<<"$cgs")" "^0::/ctfs/$id$"
+fi
+for ctl in pids cpu; do
+	[[ -n $(v1_with $ctl <<<"$cgs") ]] || continue
+	t_is "-m only: not in a v1 $ctl cgroup" "$(v1_with $ctl <<<"$cgs" | grep -c "/ctfs/$id" || true)" 0
+done
+if [[ -d /sys/fs/cgroup/unified ]] && mountpoint -q /sys/fs/cgroup/unified && [[ -n $(v1_with memory <<<"$cgs") ]]; then
+	t_is "hybrid host: /sys/fs/cgroup in the container shows the hierarchies it joined" \
+		"$(ctfs exec "$id" ls /sys/fs/cgroup | tr '\n' ' ')" "memory unified "
+	cin "$IMG" ls /sys/fs/cgroup
+	t_is "hybrid host, no limits: only the unified hierarchy" "$out" unified
+fi
+ctfs rm -f "$id" >/dev/null
+t_is "-m: the cgroups are gone after rm -f" "$(cg_dirs)" ""

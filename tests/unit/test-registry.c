@@ -264,9 +264,29 @@ static void test_auth_save(void)
         util_rm_rf_at(AT_FDCWD, dir);
 }
 
+/* Plain HTTP without --tls-verify=false only for loopback registries: a name that merely looks
+ * like one (a subdomain, a prefix) is not. */
+static void test_loopback(void)
+{
+        static const struct {
+                const char *registry;
+                bool loopback;
+        } v[] = {
+                { "localhost", true },           { "localhost:5000", true },          { "LOCALHOST:5000", true },
+                { "127.0.0.1:5000", true },      { "127.1.2.3", true },               { "[::1]:5000", true },
+                { "[::1]", true },               { "localhost.example.com", false },  { "127.0.0.1.nip.io:5000", false },
+                { "localhost-x:5000", false },   { "10.0.0.1:5000", false },          { "[::2]:5000", false },
+                { "docker.io", false },          { "128.0.0.1", false },              { "0x7f000001", false },
+        };
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+                ok(registry_is_loopback(v[i].registry) == v[i].loopback, "%s is %sloopback (plain HTTP %s)", v[i].registry,
+                   v[i].loopback ? "" : "not ", v[i].loopback ? "allowed" : "refused");
+}
+
 int main(void)
 {
         test_challenges();
+        test_loopback();
         test_error_message();
         test_base64();
         test_auth_parse();

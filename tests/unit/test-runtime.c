@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The runtime's pure logic: user/group resolution, capability names and sets, option parsing
- * (memory, CPUs, volumes, signals), environment merging, the process built from an image. */
+ * (memory, CPUs, volumes, signals), environment merging, the process built from an image,
+ * which cgroup hierarchies a container joins. */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "caps.h"
+#include "cgroup.h"
 #include "container.h"
 #include "spec.h"
 #include "tap.h"
@@ -274,6 +279,80 @@ static void test_names(void)
         free(n);
 }
 
+/* The hierarchies joined, as "name name ..." (v2 root: "v2"). */
+static char *joined(const char *mountinfo, const struct cgroup_limits *l)
+{
+        cgroup *cg = NULL;
+        if (cgroup_parse_layout(mountinfo, "c0ffee", &cg) < 0)
+                return xstrdup("error");
+        cgroup_select(cg, l);
+        const struct cgroup_hierarchy *h;
+        size_t n = cgroup_hierarchies(cg, &h);
+        char *out = xstrdup("");
+        for (size_t i = 0; i < n; i++) {
+                char *o = xasprintf("%s%s%s", out, i ? " " : "", *h[i].name ? h[i].name : "v2");
+                free(out);
+                out = o;
+        }
+        cgroup_free(cg);
+        return out;
+}
+
+static void test_cgroup_select(void)
+{
+        /* a unified hierarchy with every controller, in a temp dir standing in for /sys/fs/cgroup */
+        char dir[] = "/tmp/ctfs-test-cgroup.XXXXXX";
+        if (!mkdtemp(dir)) {
+                ok(false, "mkdtemp: %m");
+                return;
+        }
+        char *ctl = xasprintf("%s/cgroup.controllers", dir);
+        FILE *f = fopen(ctl, "w");
+        if (f) {
+                fputs("cpuset cpu io memory pids\n", f);
+                fclose(f);
+        }
+        char *hybrid = xasprintf("30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate\n"
+                                 "31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw shared:11 - cgroup cgroup rw,cpu,cpuacct\n"
+                                 "32 25 0:28 / /sys/fs/cgroup/memory rw shared:12 - cgroup cgroup rw,memory\n"
+                                 "33 25 0:29 / /sys/fs/cgroup/pids rw shared:13 - cgroup cgroup rw,pids\n"
+                                 "34 25 0:30 / /sys/fs/cgroup/systemd rw shared:14 - cgroup cgroup rw,xattr,name=systemd\n");
+        char *v1 = xasprintf("31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw shared:11 - cgroup cgroup rw,cpu,cpuacct\n"
+                             "32 25 0:28 / /sys/fs/cgroup/memory rw shared:12 - cgroup cgroup rw,memory\n"
+                             "33 25 0:29 / /sys/fs/cgroup/pids rw shared:13 - cgroup cgroup rw,pids\n");
+        char *v1_nopids = xasprintf("32 25 0:28 / /sys/fs/cgroup/memory rw shared:12 - cgroup cgroup rw,memory\n"
+                                    "31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw shared:11 - cgroup cgroup rw,cpu,cpuacct\n");
+        char *v2 = xasprintf("30 25 0:26 / %s rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate\n", dir);
+        const char *base = strrchr(dir, '/') + 1;
+        struct cgroup_limits none = { 0 }, mem = { .memory = 1 << 26 }, pids_cpu = { .pids = 10, .nano_cpus = 500000000 };
+        struct {
+                const char *what, *mountinfo;
+                const struct cgroup_limits *l;
+                const char *want;
+        } cases[] = {
+                { "hybrid, no limits: the unified hierarchy only", hybrid, &none, "unified" },
+                { "hybrid, --memory: and the v1 memory controller", hybrid, &mem, "unified memory" },
+                { "hybrid, --pids-limit --cpus: and v1 cpu and pids", hybrid, &pids_cpu, "unified cpu,cpuacct pids" },
+                { "v1, no limits: pids for tracking", v1, &none, "pids" },
+                { "v1 without pids, no limits: the first for tracking", v1_nopids, &none, "memory" },
+                { "v1, --memory: memory (it tracks too)", v1, &mem, "memory" },
+                { "v2, no limits", v2, &none, base },
+                { "v2, --memory: the same cgroup", v2, &mem, base },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                char *got = joined(cases[i].mountinfo, cases[i].l);
+                ok(!strcmp(got, cases[i].want), "cgroups: %s (%s)", cases[i].what, got);
+                free(got);
+        }
+        unlink(ctl);
+        rmdir(dir);
+        free(ctl);
+        free(hybrid);
+        free(v1);
+        free(v1_nopids);
+        free(v2);
+}
+
 int main(void)
 {
         test_user();
@@ -281,5 +360,6 @@ int main(void)
         test_spec();
         test_env();
         test_names();
+        test_cgroup_select();
         return tap_done();
 }
