@@ -63,6 +63,7 @@ struct vcont {
         upper *u;
         dev_t udev; /* the upper dir opened (open_lock): a new container under a reused id */
         ino_t uino; /* is another one */
+        bool released; /* open_lock: gone for good, its fds given back (cont_release) */
 };
 
 /*
@@ -654,12 +655,40 @@ static bool cont_same(struct vcont *c, const struct store_container *sc)
         if (strcmp(c->upper_path, sc->upper) != 0)
                 return false;
         pthread_mutex_lock(&c->open_lock);
+        /* Released: its upper dir's inode may have been reused by a new directory already, so
+         * dev/ino can no longer tell; a container that comes back gets a fresh view. */
+        if (c->released) {
+                pthread_mutex_unlock(&c->open_lock);
+                return false;
+        }
         bool opened = c->u != NULL;
         dev_t dev = c->udev;
         ino_t ino = c->uino;
         pthread_mutex_unlock(&c->open_lock);
         struct stat st;
         return !opened || (stat(sc->upper, &st) == 0 && st.st_dev == dev && st.st_ino == ino);
+}
+
+/* A removed container gives back its upper and work dir fds and its image tree: nothing can
+ * use them any more (cont_begin refuses a gone container; open files hold fds of their own).
+ * Operations that began before it went away hold its lock: if one still does, the next
+ * refresh releases it. Never blocks, so a refresh may run inside any operation. */
+static void cont_release(struct vcont *c)
+{
+        if (pthread_rwlock_trywrlock(&c->rw) != 0)
+                return;
+        pthread_mutex_lock(&c->open_lock);
+        if (c->u) {
+                upper_close(c->u);
+                c->u = NULL;
+        }
+        tree_close(c->t);
+        c->t = NULL;
+        c->tried = true;
+        c->err = -ENOENT;
+        c->released = true;
+        pthread_mutex_unlock(&c->open_lock);
+        pthread_rwlock_unlock(&c->rw);
 }
 
 static void conts_refresh(view *v, bool force)
@@ -679,6 +708,8 @@ static void conts_refresh(view *v, bool force)
                         found = strcmp(cs[i].id, c->id) == 0;
                 if (!found)
                         atomic_store(&c->gone, true);
+                if (atomic_load(&c->gone))
+                        cont_release(c);
         }
         for (size_t i = 0; i < n; i++) {
                 if (strlen(cs[i].id) != DIGEST_HEX_LEN || !cs[i].upper || cs[i].upper[0] != '/')

@@ -372,12 +372,14 @@ static int cmd_exe_scan(double secs)
                         pid_t pid = atoi(e->d_name);
                         if (pid <= 0 || pid == self)
                                 continue;
+                        /* every other process counts as seen; a process still running the
+                         * runtime's code is not dumpable, so its exe does not open */
+                        seen++;
                         char p[64];
                         snprintf(p, sizeof(p), "/proc/%d/exe", pid);
                         int fd = open(p, O_PATH | O_CLOEXEC);
                         if (fd < 0)
                                 continue;
-                        seen++;
                         struct stat st;
                         if (fstat(fd, &st) == 0 && st.st_dev != rootst.st_dev) {
                                 char target[4096] = "";
