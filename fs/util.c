@@ -108,14 +108,27 @@ int util_read_fd(int fd, size_t max, char **ret_data, size_t *ret_len)
                 return -EINVAL;
         if ((uint64_t)st.st_size > max)
                 return -EFBIG;
-        _cleanup_free_ char *data = xmalloc((size_t)st.st_size + 1);
-        ssize_t n = util_read_all(fd, data, (size_t)st.st_size);
-        if (n < 0)
-                return (int)n;
-        data[n] = '\0';
+        /* Read to EOF rather than trusting st_size: files in /proc and /sys say 0. */
+        size_t cap = (size_t)st.st_size + 1 < 4096 ? 4096 : (size_t)st.st_size + 1, len = 0;
+        _cleanup_free_ char *data = xmalloc(cap);
+        for (;;) {
+                if (len + 1 >= cap) {
+                        cap *= 2;
+                        data = xrealloc(data, cap);
+                }
+                ssize_t n = util_read_all(fd, data + len, cap - 1 - len);
+                if (n < 0)
+                        return (int)n;
+                len += (size_t)n;
+                if (len > max)
+                        return -EFBIG;
+                if (len + 1 < cap)
+                        break; /* a short read: EOF */
+        }
+        data[len] = '\0';
         *ret_data = TAKE_PTR(data);
         if (ret_len)
-                *ret_len = (size_t)n;
+                *ret_len = len;
         return 0;
 }
 

@@ -348,6 +348,28 @@ static void test_work_and_locks(store *s)
         close(l2);
 }
 
+/* Whole-file reads go to EOF: files in /proc report a size of 0. */
+static void test_read_file(void)
+{
+        char *data = NULL;
+        size_t len = 0;
+        ok(util_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 1 << 20, &data, &len) == 0 && len > 0 &&
+                   strlen(data) == len && strstr(data, " / "),
+           "util_read_file_at reads a /proc file to its end (%zu bytes)", len);
+        free(data);
+        ok(util_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 16, &data, &len) == -EFBIG,
+           "and refuses one longer than the limit");
+        _cleanup_free_ char *p = xasprintf("%s/big", dir);
+        char buf[10000];
+        memset(buf, 'x', sizeof(buf));
+        util_write_file_atomic_at(AT_FDCWD, p, buf, sizeof(buf), 0600);
+        data = NULL;
+        ok(util_read_file_at(AT_FDCWD, p, sizeof(buf), &data, &len) == 0 && len == sizeof(buf) && data[len] == '\0',
+           "a regular file of exactly the limit reads whole and NUL-terminated");
+        free(data);
+        ok(util_read_file_at(AT_FDCWD, p, sizeof(buf) - 1, &data, &len) == -EFBIG, "one byte over the limit is refused");
+}
+
 int main(void)
 {
         if (!mkdtemp(dir)) {
@@ -366,6 +388,7 @@ int main(void)
         test_blobs(s);
         test_objects(s);
         test_work_and_locks(s);
+        test_read_file();
         store_close(s);
         util_rm_rf_at(AT_FDCWD, dir);
         return tap_done();
