@@ -11,6 +11,8 @@
  *   refs.json                 { "docker.io/library/busybox:1": "<id hex>", ... }
  *   containers/<id>/          config.json (the record), upper/, work/
  *   mount.json                where the daemon is mounted (written by the daemon)
+ *   cache/                    derived data that can be rebuilt at any time (the compiled
+ *                             seccomp program); never trusted when damaged
  */
 #pragma once
 
