@@ -10,6 +10,7 @@
 # hash to its name). Then a pull completes and exports byte for byte what the clean pull did,
 # and rmi + prune bring the store back to empty, work directories of killed pulls included.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/registry-lib.sh"
 require_root
 require_cmd umoci jq timeout sha256sum
 
@@ -141,6 +142,7 @@ for frac in 0.02 0.1 0.2 0.3 0.4 0.55 0.7 0.85 commit; do
 		diag "images: $ids"
 	fi
 	t_ok "kill at $frac: store consistent" store_consistent
+	t_ok "kill at $frac: ctfs check passes" ctfs check
 	[[ $rc != 137 || $(store_state) != "$empty_state" ]] || unchanged=$((unchanged + 1))
 
 	start=$(date +%s%N)
@@ -171,3 +173,38 @@ t_ok "pull after a kill" ctfs pull "$REF"
 t_ok "prune with an image in the store" ctfs prune
 t_is "prune removes leftovers in tmp/" "$(ls -A "$CTFS_ROOT/tmp")" ""
 t_is "prune keeps the image intact" "$(ctfs export "$NAME" | sha256sum | cut -d' ' -f1)" "$want_sum"
+
+# --- killed pulls from a registry: during download, while layers stream into ingest -----------
+
+reg_start main
+reg_push "$REF" img:v1
+RREF=$REG/img:v1
+CTFS_ROOT=$TMP/root-registry
+ctfs images >/dev/null
+start=$(date +%s%N)
+t_ok "registry: a clean pull" ctfs pull -q "$RREF"
+rduration=$(awk -v ns=$(($(date +%s%N) - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
+t_is "registry: the same image as the local pull" "$(ctfs export "$RREF" | sha256sum | cut -d' ' -f1)" "$want_sum"
+ctfs rmi "$RREF" >/dev/null
+ctfs prune >/dev/null
+rkilled=0
+for frac in 0.1 0.3 0.5 0.7 0.9; do
+	delay=$(awk -v d="$rduration" -v f="$frac" 'BEGIN { printf "%.3f", d * f }')
+	rc=0
+	(timeout -s KILL "$delay" "$CTFS" --root "$CTFS_ROOT" pull -q "$RREF" >/dev/null 2>&1 || exit) 2>/dev/null || rc=$?
+	((rc != 137)) || rkilled=$((rkilled + 1))
+	ids=$(ctfs images -q --no-trunc)
+	if [[ -z $ids || $ids == "$ID" ]]; then
+		ok "registry kill at $frac (exit $rc): no image, or the complete one"
+	else
+		not_ok "registry kill at $frac (exit $rc): no image, or the complete one"
+	fi
+	t_ok "registry kill at $frac: ctfs check passes" ctfs check
+	t_ok "registry kill at $frac: pull again" ctfs pull -q "$RREF"
+	t_is "registry kill at $frac: exactly the image of a clean pull" \
+		"$(ctfs export "$RREF" | sha256sum | cut -d' ' -f1)" "$want_sum"
+	ctfs rmi "$RREF" >/dev/null
+	ctfs prune >/dev/null
+done
+diag "registry: $rkilled of 5 pulls killed (a full pull took ${rduration}s)"
+t_ok "registry: some pulls were killed before they completed" test "$rkilled" -ge 2
