@@ -24,6 +24,10 @@
  * the exact inode (/proc/self/fd/N). New entries are built in the work dir (a sibling "work"
  * of the upper dir, as overlayfs wants) and published with one rename, so a crash never leaves
  * a half-made entry (a root-owned file, a directory without its opaque mark) in the upper dir.
+ * New regular files are the exception: an O_TMPFILE inode in the parent itself gets its owner
+ * and mode while nameless, then linkat names it (over a whiteout: a name in the work dir and
+ * one rename), which is as atomic and keeps inode allocation out of the work dir (see
+ * upper_create).
  *
  * Thread safety: lookups, readdir, readlink and getxattr may run concurrently with each other;
  * anything that changes the upper dir must be serialized against everything else by the caller
@@ -98,6 +102,9 @@ void upper_closep(upper **u);
 
 /* Entries are named by their parent dir and name; d == NULL means the container root. */
 int upper_lookup(upper *u, const struct upper_dir *d, const char *name, struct upper_ent *ret);
+/* The merged attributes of an entry (upper_lookup's st), without decoding which lower dir a
+ * directory merges: for stat and permission checks. */
+int upper_stat(upper *u, const struct upper_dir *d, const char *name, struct stat *ret);
 /* The merged listing of a directory (no "." and ".."); whiteouts and hidden lower names are
  * left out. */
 int upper_readdir(upper *u, const struct upper_dir *d, struct upper_dirent **ret, size_t *ret_n);

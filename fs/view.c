@@ -1036,15 +1036,13 @@ static int node_stat(view *v, vnode *n, struct stat *st, double *timeout)
                 if (r < 0)
                         return r;
                 struct cref cr;
-                struct upper_ent e;
                 r = cref_entry(n, &cr);
                 if (r == 0)
-                        r = upper_lookup(n->c->u, cref_d(&cr), cr.name, &e);
+                        r = upper_stat(n->c->u, cref_d(&cr), cr.name, st);
                 cref_done(&cr);
                 cont_end(n->c);
                 if (r < 0)
                         return r;
-                *st = e.st;
                 st->st_ino = n->ino;
                 st->st_dev = 0;
                 *timeout = CONT_TIMEOUT;
@@ -1400,14 +1398,12 @@ int view_readlink(view *v, uint64_t id, char **ret_target)
 }
 
 /* Owner of a new entry: the caller, or the directory's group under a setgid directory. */
-static void new_owner(vnode *p, const struct upper_ent *pe, const struct view_ctx *c, mode_t *mode, uid_t *uid,
-                      gid_t *gid)
+static void new_owner(const struct stat *pst, const struct view_ctx *c, mode_t *mode, uid_t *uid, gid_t *gid)
 {
-        (void)p;
         *uid = c->uid;
         *gid = c->gid;
-        if (pe->st.st_mode & S_ISGID) {
-                *gid = pe->st.st_gid;
+        if (pst->st_mode & S_ISGID) {
+                *gid = pst->st_gid;
                 if (S_ISDIR(*mode))
                         *mode |= S_ISGID;
         } else if (!S_ISDIR(*mode) && (*mode & S_ISGID) && c->uid != 0 && *gid != c->gid) {
@@ -1429,19 +1425,20 @@ static int make_entry(view *v, const struct view_ctx *ctx, uint64_t parent, cons
         if (r < 0)
                 return r;
         struct cref cr, pcr;
-        struct upper_ent e, pe;
+        struct upper_ent e;
+        struct stat pst;
         r = cref_dir(p, &cr);
         if (r == 0)
                 r = cref_entry(p, &pcr);
         else
                 memset(&pcr, 0, sizeof(pcr));
         if (r == 0)
-                r = upper_lookup(p->c->u, cref_d(&pcr), pcr.name, &pe);
+                r = upper_stat(p->c->u, cref_d(&pcr), pcr.name, &pst);
         if (r == 0) {
                 uid_t uid;
                 gid_t gid;
                 mode_t m = what == MK_DIR ? (S_IFDIR | (mode & 07777)) : mode;
-                new_owner(p, &pe, ctx, &m, &uid, &gid);
+                new_owner(&pst, ctx, &m, &uid, &gid);
                 switch (what) {
                 case MK_NOD:
                         r = upper_mknod(p->c->u, &cr.d, name, m, rdev, uid, gid, &e);

@@ -156,6 +156,21 @@ t_ok "root makes a sticky dir" sh -c "mkdir -m 1777 '$C/shared' && echo root > '
 t_ok "another user creates in it" nobody sh -c "echo x > '$C/shared/nobodyfile'"
 t_is "  owned by that user" "$(stat -c %u:%g "$C/shared/nobodyfile")" 65534:65534
 errno_is "Operation not permitted" nobody rm -f "$C/shared/rootfile"
+# new files are made in their upper parent (O_TMPFILE, owner and mode set, then linkat), over a
+# whiteout through the work dir: never visible with another owner or mode, nothing left behind
+user1000() { setpriv --reuid=1000 --regid=1000 --clear-groups "$@"; }
+t_ok "another user creates a file with umask 077" nobody sh -c "umask 077; echo x > '$C/shared/private'"
+t_is "  owner and mode in the view" "$(stat -c %u:%g:%a "$C/shared/private")" 65534:65534:600
+t_is "  and in the upper dir" "$(stat -c %u:%g:%a "$upper/shared/private")" 65534:65534:600
+t_ok "the owner of an image file removes it (a whiteout)" user1000 rm "$C/home/user/notes"
+t_is "  a whiteout in the upper dir" "$(stat -c %F:%t:%T "$upper/home/user/notes")" "character special file:0:0"
+# (set -C: the shell opens with O_CREAT | O_EXCL)
+t_ok "  and creates it again with O_EXCL" user1000 sh -c "set -C; umask 027; echo mine > '$C/home/user/notes'"
+t_is "  owner and mode" "$(stat -c %u:%g:%a "$C/home/user/notes")" 1000:1000:640
+t_is "  the whiteout replaced by the file" "$(stat -c %F:%u:%g:%a "$upper/home/user/notes")" "regular file:1000:1000:640"
+t_is "  the new contents, not the image's" "$(cat "$C/home/user/notes")" mine
+errno_is "File exists" user1000 sh -c "set -C; echo again > '$C/home/user/notes'"
+t_is "nothing left in the work dir" "$(ls -A "$CTFS_ROOT/containers/$cid/work" | wc -l)" 0
 
 # --- the kernel's overlayfs reads the same tree from the upper dir ---------------------------
 cp -a "$upper" "$TMP/upper-copy"

@@ -239,10 +239,36 @@ int main(void)
         {
                 int fd;
                 d = D("etc");
-                r = upper_create(u, &d, "shadow", 0600, 0, 0, O_RDWR, &fd, &e);
+                r = upper_create(u, &d, "shadow", 0600, 1000, 1001, O_RDWR, &fd, &e);
                 ok(r == 0 && !is_wh("etc/shadow"), "create over a whiteout replaces it");
                 if (r == 0)
                         close(fd);
+                struct stat st;
+                ok(ulstat("etc/shadow", &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+                           st.st_uid == 1000 && st.st_gid == 1001 && (st.st_mode & 07777) == 0600,
+                   "  a new empty file with its owner and mode");
+                ok(r == 0 && e.in_upper && !e.has_lower && !e.metacopy && e.st.st_ino == st.st_ino,
+                   "  the entry returned is the upper file");
+                struct stat vst;
+                ok(upper_stat(u, &d, "shadow", &vst) == 0 && vst.st_ino == st.st_ino && vst.st_uid == 1000,
+                   "upper_stat of an upper file");
+                d = D("");
+                ok(upper_stat(u, &d, "etc", &vst) == 0 && S_ISDIR(vst.st_mode), "upper_stat of a merged dir");
+                ok(upper_stat(u, &d, "usr", &vst) == 0 && S_ISDIR(vst.st_mode) && vst.st_mtim.tv_sec == 1600000007,
+                   "upper_stat of a lower dir");
+                ok(upper_stat(u, NULL, NULL, &vst) == 0 && S_ISDIR(vst.st_mode), "upper_stat of the root");
+                d = D("etc");
+                ok(upper_create(u, &d, "shadow", 0600, 0, 0, O_RDWR, &fd, &e) == -EEXIST,
+                   "create over the recreated file: EEXIST");
+                char wpath[2100];
+                snprintf(wpath, sizeof(wpath), "%.2040s/../work", upath);
+                DIR *wd = opendir(wpath);
+                int left = 0;
+                for (struct dirent *de; wd && (de = readdir(wd));)
+                        left += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+                if (wd)
+                        closedir(wd);
+                ok(wd && left == 0, "nothing left in the work dir (%d)", left);
                 d = D("");
                 r = upper_rmdir(u, &d, "tmp");
                 ok(r == 0 && is_wh("tmp"), "rmdir of an empty lower dir: whiteout");
