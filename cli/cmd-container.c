@@ -492,6 +492,44 @@ int cmd_start(struct cli *c, int argc, char **argv)
         return rc;
 }
 
+/* stop, kill and rm: the operation on each named container in turn; the name is printed when
+ * it worked, one error line when it did not (special_errno gets special_msg, ignore_errno is
+ * success); the exit status is 1 when any failed. */
+struct each_op {
+        const char *verb;
+        int (*op)(store *s, const char *id, const void *arg);
+        const void *arg;
+        int ignore_errno, special_errno;
+        const char *special_msg; /* printf format taking the name the user gave */
+};
+
+static int for_each_container(store *s, int argc, char **argv, const struct each_op *e)
+{
+        int rc = 0;
+        for (int i = optind; i < argc; i++) {
+                char id[CONTAINER_ID_LEN + 1];
+                if (resolve(s, e->verb, argv[i], id) < 0) {
+                        rc = 1;
+                        continue;
+                }
+                int r = e->op(s, id, e->arg);
+                if (r < 0 && r != -e->ignore_errno) {
+                        if (r == -e->special_errno && e->special_msg) {
+                                _cleanup_free_ char *m = xasprintf(e->special_msg, argv[i]);
+                                rc = cli_error("%s %s: %s", e->verb, argv[i], m);
+                        } else
+                                rc = cli_error("%s %s: %s", e->verb, argv[i], strerror(-r));
+                        continue;
+                }
+                printf("%s\n", argv[i]);
+        }
+        return rc;
+}
+
+static int op_stop(store *s, const char *id, const void *arg) { return run_stop(s, id, *(const int *)arg); }
+static int op_kill(store *s, const char *id, const void *arg) { return run_kill(s, id, *(const int *)arg); }
+static int op_rm(store *s, const char *id, const void *arg) { return run_remove(s, id, *(const bool *)arg); }
+
 int cmd_stop(struct cli *c, int argc, char **argv)
 {
         static const struct option opts[] = { { "time", required_argument, NULL, 't' },
@@ -511,21 +549,8 @@ int cmd_stop(struct cli *c, int argc, char **argv)
         store *s = cli_store(c);
         if (!s)
                 return 1;
-        int rc = 0;
-        for (int i = optind; i < argc; i++) {
-                char id[CONTAINER_ID_LEN + 1];
-                if (resolve(s, "stop", argv[i], id) < 0) {
-                        rc = 1;
-                        continue;
-                }
-                int r = run_stop(s, id, timeout);
-                if (r < 0 && r != -ENOENT) {
-                        rc = cli_error("stop %s: %s", argv[i], strerror(-r));
-                        continue;
-                }
-                printf("%s\n", argv[i]);
-        }
-        return rc;
+        const struct each_op e = { .verb = "stop", .op = op_stop, .arg = &timeout, .ignore_errno = ENOENT };
+        return for_each_container(s, argc, argv, &e);
 }
 
 int cmd_kill(struct cli *c, int argc, char **argv)
@@ -544,25 +569,9 @@ int cmd_kill(struct cli *c, int argc, char **argv)
         store *s = cli_store(c);
         if (!s)
                 return 1;
-        int rc = 0;
-        for (int i = optind; i < argc; i++) {
-                char id[CONTAINER_ID_LEN + 1];
-                if (resolve(s, "kill", argv[i], id) < 0) {
-                        rc = 1;
-                        continue;
-                }
-                int r = run_kill(s, id, sig);
-                if (r == -ESRCH) {
-                        rc = cli_error("kill %s: container %s is not running", argv[i], argv[i]);
-                        continue;
-                }
-                if (r < 0) {
-                        rc = cli_error("kill %s: %s", argv[i], strerror(-r));
-                        continue;
-                }
-                printf("%s\n", argv[i]);
-        }
-        return rc;
+        const struct each_op e = { .verb = "kill", .op = op_kill, .arg = &sig, .special_errno = ESRCH,
+                                   .special_msg = "container %s is not running" };
+        return for_each_container(s, argc, argv, &e);
 }
 
 int cmd_rm(struct cli *c, int argc, char **argv)
@@ -580,25 +589,9 @@ int cmd_rm(struct cli *c, int argc, char **argv)
         store *s = cli_store(c);
         if (!s)
                 return 1;
-        int rc = 0;
-        for (int i = optind; i < argc; i++) {
-                char id[CONTAINER_ID_LEN + 1];
-                if (resolve(s, "rm", argv[i], id) < 0) {
-                        rc = 1;
-                        continue;
-                }
-                int r = run_remove(s, id, force);
-                if (r == -EBUSY) {
-                        rc = cli_error("rm %s: cannot remove a running container: stop it first or use rm -f", argv[i]);
-                        continue;
-                }
-                if (r < 0) {
-                        rc = cli_error("rm %s: %s", argv[i], strerror(-r));
-                        continue;
-                }
-                printf("%s\n", argv[i]);
-        }
-        return rc;
+        const struct each_op e = { .verb = "rm", .op = op_rm, .arg = &force, .special_errno = EBUSY,
+                                   .special_msg = "cannot remove a running container: stop it first or use rm -f" };
+        return for_each_container(s, argc, argv, &e);
 }
 
 int cmd_wait(struct cli *c, int argc, char **argv)
