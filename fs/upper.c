@@ -388,70 +388,66 @@ static int lookup_root(upper *u, struct upper_ent *ret)
         return ent_from_upper(u, NULL, &t, &st, ret);
 }
 
-int upper_lookup(upper *u, const struct upper_dir *d, const char *name, struct upper_ent *ret)
+/* Where a name of a directory is: in the upper dir (returns 1, with *ret_pfd an O_PATH fd of
+ * its parent for the caller to close and *ret_st its stat), only in the image (returns 0, with
+ * *ret_ino), or nowhere (-ENOENT: absent, or hidden by a whiteout). */
+static int find_entry(upper *u, const struct upper_dir *d, const char *name, int *ret_pfd, struct stat *ret_st,
+                      tree_ino *ret_ino)
 {
-        if (!d)
-                return lookup_root(u, ret);
         if (!name_ok(name))
                 return -EINVAL;
         _cleanup_close_ int fd = open_dir(u, d->path, O_PATH);
         if (fd >= 0) {
-                struct stat st;
-                if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                        if (is_whiteout(&st))
+                if (fstatat(fd, name, ret_st, AT_SYMLINK_NOFOLLOW) == 0) {
+                        if (is_whiteout(ret_st))
                                 return -ENOENT;
-                        struct tgt t = { fd, name };
-                        return ent_from_upper(u, d, &t, &st, ret);
+                        *ret_pfd = TAKE_FD(fd);
+                        return 1;
                 }
                 if (errno != ENOENT)
                         return -errno;
         } else if (fd != -ENOENT) {
                 return fd;
         }
+        int r = lookup_lower(u, d, name, ret_ino);
+        return r < 0 ? r : 0;
+}
+
+int upper_lookup(upper *u, const struct upper_dir *d, const char *name, struct upper_ent *ret)
+{
+        if (!d)
+                return lookup_root(u, ret);
+        _cleanup_close_ int fd = -1;
+        struct stat st;
         tree_ino ino;
-        int r = lookup_lower(u, d, name, &ino);
+        int r = find_entry(u, d, name, &fd, &st, &ino);
         if (r < 0)
                 return r;
-        return ent_from_lower(u, ino, ret);
+        if (r == 0)
+                return ent_from_lower(u, ino, ret);
+        struct tgt t = { fd, name };
+        return ent_from_upper(u, d, &t, &st, ret);
 }
 
 int upper_stat(upper *u, const struct upper_dir *d, const char *name, struct stat *ret)
 {
         if (!d)
                 return fstat(u->fd, ret) < 0 ? -errno : 0;
-        if (!name_ok(name))
-                return -EINVAL;
-        _cleanup_close_ int fd = open_dir(u, d->path, O_PATH);
-        if (fd >= 0) {
-                struct stat st;
-                if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                        if (is_whiteout(&st))
-                                return -ENOENT;
-                        if (S_ISDIR(st.st_mode)) {
-                                /* opaque and redirect say which lower dir shows through, not
-                                 * what the dir's attributes are: not read */
-                                *ret = st;
-                                return 0;
-                        }
-                        struct upper_ent e;
-                        struct tgt t = { fd, name };
-                        int r = ent_from_upper(u, d, &t, &st, &e);
-                        if (r < 0)
-                                return r;
-                        *ret = e.st;
-                        return 0;
-                }
-                if (errno != ENOENT)
-                        return -errno;
-        } else if (fd != -ENOENT) {
-                return fd;
-        }
+        _cleanup_close_ int fd = -1;
+        struct stat st;
         tree_ino ino;
-        int r = lookup_lower(u, d, name, &ino);
+        int r = find_entry(u, d, name, &fd, &st, &ino);
         if (r < 0)
                 return r;
+        if (r == 1 && S_ISDIR(st.st_mode)) {
+                /* opaque and redirect say which lower dir shows through, not what the dir's
+                 * attributes are: not read */
+                *ret = st;
+                return 0;
+        }
         struct upper_ent e;
-        r = ent_from_lower(u, ino, &e);
+        struct tgt t = { fd, name };
+        r = r == 1 ? ent_from_upper(u, d, &t, &st, &e) : ent_from_lower(u, ino, &e);
         if (r < 0)
                 return r;
         *ret = e.st;
@@ -1885,28 +1881,18 @@ ssize_t upper_getxattr(upper *u, const struct upper_dir *d, const char *name, co
                 struct tgt t = { u->fd, NULL };
                 return t_getxattr(&t, xname, buf, size);
         }
-        if (!name_ok(name))
-                return -EINVAL;
         /* asked at every write (the kernel looks for security.capability to drop): one open of
          * the parent, not upper_lookup's and another */
-        _cleanup_close_ int pfd = open_dir(u, d->path, O_PATH);
-        if (pfd >= 0) {
-                struct stat st;
-                if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                        if (is_whiteout(&st))
-                                return -ENOENT;
-                        struct tgt t = { pfd, name };
-                        return t_getxattr(&t, xname, buf, size);
-                }
-                if (errno != ENOENT)
-                        return -errno;
-        } else if (pfd != -ENOENT) {
-                return pfd;
-        }
+        _cleanup_close_ int pfd = -1;
+        struct stat st;
         tree_ino ino;
-        int r = lookup_lower(u, d, name, &ino);
+        int r = find_entry(u, d, name, &pfd, &st, &ino);
         if (r < 0)
                 return r;
+        if (r == 1) {
+                struct tgt t = { pfd, name };
+                return t_getxattr(&t, xname, buf, size);
+        }
         const void *v;
         size_t len;
         r = tree_getxattr(u->t, ino, xname, &v, &len);

@@ -646,6 +646,15 @@ static tree *image_tree(view *v, struct vimage *img)
         return img->t;
 }
 
+/* The tree of an image node's image, opened on first use (takes v->lock). */
+static tree *node_tree(view *v, vnode *n)
+{
+        pthread_mutex_lock(&v->lock);
+        tree *t = image_tree(v, n->img);
+        pthread_mutex_unlock(&v->lock);
+        return t;
+}
+
 /* Is the listed container the one c serves? A removed container's view holds fds of its
  * deleted upper dir and must never serve a new one that took its id. v->lock held. */
 static bool cont_same(struct vcont *c, const struct store_container *sc)
@@ -1367,9 +1376,7 @@ int view_readlink(view *v, uint64_t id, char **ret_target)
                 *ret_target = xstrdup(n->c->id);
                 return 0;
         case VK_IMAGE: {
-                pthread_mutex_lock(&v->lock);
-                tree *t = image_tree(v, n->img);
-                pthread_mutex_unlock(&v->lock);
+                tree *t = node_tree(v, n);
                 if (!t)
                         return -EIO;
                 const char *target;
@@ -1654,9 +1661,7 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
         case VK_IMAGE: {
                 if (acc != O_RDONLY || (flags & O_TRUNC))
                         return -EROFS;
-                pthread_mutex_lock(&v->lock);
-                tree *t = image_tree(v, n->img);
-                pthread_mutex_unlock(&v->lock);
+                tree *t = node_tree(v, n);
                 const struct tree_inode *i = t ? tree_get(t, n->tino) : NULL;
                 if (!i)
                         return -EIO;
@@ -1987,9 +1992,7 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
         }
         size_t idx = (size_t)off - 2;
         if (n->kind == VK_IMAGE) {
-                pthread_mutex_lock(&v->lock);
-                tree *t = image_tree(v, n->img);
-                pthread_mutex_unlock(&v->lock);
+                tree *t = node_tree(v, n);
                 if (!t)
                         return -EIO;
                 const char *nm;
@@ -2038,9 +2041,7 @@ ssize_t view_getxattr(view *v, uint64_t id, const char *name, void *buf, size_t 
 {
         vnode *n = node_of(v, id);
         if (n->kind == VK_IMAGE) {
-                pthread_mutex_lock(&v->lock);
-                tree *t = image_tree(v, n->img);
-                pthread_mutex_unlock(&v->lock);
+                tree *t = node_tree(v, n);
                 if (!t)
                         return -EIO;
                 const void *val;
@@ -2073,9 +2074,7 @@ ssize_t view_listxattr(view *v, uint64_t id, char *buf, size_t size)
 {
         vnode *n = node_of(v, id);
         if (n->kind == VK_IMAGE) {
-                pthread_mutex_lock(&v->lock);
-                tree *t = image_tree(v, n->img);
-                pthread_mutex_unlock(&v->lock);
+                tree *t = node_tree(v, n);
                 if (!t)
                         return -EIO;
                 const struct tree_inode *i = tree_get(t, n->tino);
