@@ -80,14 +80,9 @@ static bool is_ovl_xattr(const char *x) { return strncmp(x, OVL_PREFIX, strlen(O
  * leaving the upper dir, whatever the container did to the tree meanwhile. */
 static int open_dir(upper *u, const char *path, int flags)
 {
-        struct open_how how = {
-                .flags = (uint64_t)(flags | O_DIRECTORY | O_CLOEXEC),
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
-        };
-        int fd = (int)syscall(SYS_openat2, u->fd, path && *path ? path : ".", &how, sizeof(how));
-        if (fd < 0)
-                return errno == ELOOP || errno == EXDEV ? -ENOTDIR : -errno;
-        return fd;
+        int fd = util_openat2(u->fd, path ? path : "", flags | O_DIRECTORY,
+                              RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
+        return fd == -ELOOP || fd == -EXDEV ? -ENOTDIR : fd;
 }
 
 static void procpath(char *buf, size_t n, int fd, const char *name)

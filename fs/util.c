@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 int util_log_level = LOG_WARN_LEVEL;
 
@@ -164,6 +166,22 @@ int util_write_file_atomic_at(int dirfd, const char *path, const void *data, siz
 int util_replace_file_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
 {
         return write_file_at(dirfd, path, data, len, mode, false);
+}
+
+int util_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
+{
+        struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
+        while (*path == '/')
+                path++;
+        /* openat2 answers EAGAIN when a rename or mount anywhere on the system raced with a ".."
+         * step of the walk (RESOLVE_BENEATH, RESOLVE_IN_ROOT): the walk is safe to repeat. */
+        for (int tries = 0;; tries++) {
+                int fd = (int)syscall(SYS_openat2, dirfd, *path ? path : ".", &how, sizeof(how));
+                if (fd >= 0)
+                        return fd;
+                if (errno != EAGAIN || tries >= 64)
+                        return -errno;
+        }
 }
 
 int util_mkdir_p_at(int dirfd, const char *path, mode_t mode)

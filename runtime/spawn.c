@@ -80,18 +80,7 @@ int spawn_status_to_exit(int status)
 
 static int open_in_root(int rootfd, const char *path, int flags, uint64_t resolve)
 {
-        struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
-        while (*path == '/')
-                path++;
-        /* openat2 answers EAGAIN when a rename or mount anywhere on the system raced with a
-         * ".." step of the walk: the walk is safe to repeat. */
-        for (int tries = 0;; tries++) {
-                int fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
-                if (fd >= 0)
-                        return fd;
-                if (errno != EAGAIN || tries >= 64)
-                        return -errno;
-        }
+        return util_openat2(rootfd, path, flags, resolve);
 }
 
 #define IN_ROOT (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)

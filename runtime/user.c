@@ -181,14 +181,7 @@ int user_resolve_buf(const char *spec, const char *passwd, const char *group, st
 
 int user_open_in_root(int rootfd, const char *path, int flags)
 {
-        struct open_how how = {
-                .flags = (uint64_t)(flags | O_CLOEXEC),
-                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        };
-        while (*path == '/')
-                path++;
-        int fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
-        return fd < 0 ? -errno : fd;
+        return util_openat2(rootfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
 static char *read_in_root(int rootfd, const char *path)
