@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "passthrough.h"
 #include "util.h"
 #include "view.h"
 
@@ -32,7 +33,36 @@
 #define STR(x) STR_(x)
 
 static view *V(fuse_req_t req) { return fuse_req_userdata(req); }
-static view_file *F(struct fuse_file_info *fi) { return fi ? (view_file *)(uintptr_t)fi->fh : NULL; }
+/* An open file's handle: the view_file, with its pt_mode in the low bits (it is malloc'd). */
+static view_file *F(struct fuse_file_info *fi) { return fi ? (view_file *)(uintptr_t)(fi->fh & ~(uint64_t)3) : NULL; }
+static enum pt_mode M(struct fuse_file_info *fi) { return (enum pt_mode)(fi->fh & 3); }
+
+/* The open flag of execve(2)'s opens (the kernel's __FMODE_EXEC). */
+#define OPEN_EXEC 040
+
+/*
+ * Fill fi for an open of node ino as f (flags: the open's), or return PT_BUSY. The kernel reads
+ * and writes f's data itself (passthrough, see passthrough.h) when it is an image file, an
+ * upper file, or an image file that a container executes: the kernel refuses to open a file
+ * being executed for writing, so no copy-up can come while that lasts. Other container files
+ * still in the image stay cached in the kernel and are read through us: a copy-up must be able
+ * to move their data to the upper file under open readers. Returns the mode to release.
+ */
+static enum pt_mode open_mode(fuse_ino_t ino, view_file *f, int flags, bool keep_cache, struct fuse_file_info *fi)
+{
+        enum view_data kind;
+        int fd = view_file_data(f, &kind);
+        bool want = kind != VIEW_DATA_LOWER || (flags & OPEN_EXEC);
+        int32_t backing = 0;
+        enum pt_mode m = pt_open(ino, fd, want, kind == VIEW_DATA_UPPER, &backing);
+        fi->fh = (uint64_t)(uintptr_t)f | m;
+        /* the kernel refuses keep_cache with passthrough; and an upper file's cached pages
+         * may predate writes that passed through */
+        fi->keep_cache = m == PT_CACHED && keep_cache && !(kind == VIEW_DATA_UPPER && pt_enabled());
+        if (m == PT_PASSTHROUGH)
+                pt_mark(backing);
+        return m;
+}
 
 static void fill_entry(struct fuse_entry_param *e, const struct view_entry *ve)
 {
@@ -144,6 +174,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 valid |= VIEW_SET_MTIME_NOW;
         struct stat st;
         double t;
+        if ((valid & VIEW_SET_SIZE) && pt_lower_busy(ino)) {
+                /* as for a running executable: the data of open files passes through to the
+                 * image's copy, which a truncation would leave behind */
+                fuse_reply_err(req, ETXTBSY);
+                return;
+        }
         int r = valid ? view_setattr(V(req), ino, F(fi), attr, valid, &st, &t) : view_getattr(V(req), ino, F(fi), &st, &t);
         if (r < 0)
                 fuse_reply_err(req, -r);
@@ -222,10 +258,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 fuse_reply_err(req, -r);
                 return;
         }
-        fi->fh = (uint64_t)(uintptr_t)f;
-        fi->keep_cache = keep;
-        if (fuse_reply_open(req, fi) == -ENOENT)
+        enum pt_mode m = open_mode(ino, f, fi->flags, keep, fi);
+        if (m == PT_BUSY) { /* another open file passes through to the data before a copy-up */
                 view_release(f);
+                fuse_reply_err(req, ETXTBSY);
+                return;
+        }
+        if (fuse_reply_open(req, fi) != 0) { /* interrupted: no file, no release */
+                pt_close(ino, m);
+                view_release(f);
+        }
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
@@ -238,11 +280,18 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
                 fuse_reply_err(req, -r);
                 return;
         }
-        fi->fh = (uint64_t)(uintptr_t)f;
         view *v = V(req);
+        enum pt_mode m = open_mode(ve.id, f, fi->flags, false, fi);
+        if (m == PT_BUSY) {
+                view_release(f);
+                view_forget(v, ve.id, 1);
+                fuse_reply_err(req, ETXTBSY);
+                return;
+        }
         struct fuse_entry_param e;
         fill_entry(&e, &ve);
-        if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+        if (fuse_reply_create(req, &e, fi) != 0) {
+                pt_close(ve.id, m);
                 view_release(f);
                 view_forget(v, ve.id, 1);
         }
@@ -281,7 +330,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-        (void)ino;
+        pt_close(ino, M(fi));
         view_release(F(fi));
         fuse_reply_err(req, 0);
 }
@@ -649,6 +698,18 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
                 char msg[4200];
                 snprintf(msg, sizeof(msg), "error: cannot mount the FUSE filesystem at %s\n", mountpoint);
                 ready(ready_fd, msg);
+                fuse_remove_signal_handlers(se);
+                fuse_session_destroy(se);
+                view_free(v);
+                return -EIO;
+        }
+        /* our own I/O layer, for passthrough (see passthrough.h) */
+        const struct fuse_custom_io io = { .writev = pt_io_writev, .read = pt_io_read,
+                                           .splice_receive = pt_io_splice, .splice_send = pt_io_splice };
+        pt_set_device(fuse_session_fd(se));
+        if (fuse_session_custom_io(se, &io, fuse_session_fd(se)) != 0) {
+                ready(ready_fd, "error: cannot set up the FUSE session's I/O\n");
+                fuse_session_unmount(se);
                 fuse_remove_signal_handlers(se);
                 fuse_session_destroy(se);
                 view_free(v);

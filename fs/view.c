@@ -1818,6 +1818,12 @@ off_t view_lseek(view_file *f, off_t off, int whence)
         return r < 0 ? -errno : r;
 }
 
+int view_file_data(view_file *f, enum view_data *ret_kind)
+{
+        *ret_kind = f->image ? VIEW_DATA_IMAGE : f->lower ? VIEW_DATA_LOWER : VIEW_DATA_UPPER;
+        return f->fd;
+}
+
 void view_release(view_file *f)
 {
         if (!f)

@@ -99,6 +99,10 @@ int view_fsync(view_file *f, bool datasync);
 int view_fallocate(view_file *f, int mode, off_t off, off_t len);
 off_t view_lseek(view_file *f, off_t off, int whence);
 void view_release(view_file *f);
+/* What holds an open file's data, for the kernel to use it directly (passthrough): an image
+ * file's object, a container file's image object (until a copy-up), or its upper file. */
+enum view_data { VIEW_DATA_IMAGE, VIEW_DATA_LOWER, VIEW_DATA_UPPER };
+int view_file_data(view_file *f, enum view_data *ret_kind);
 
 /* Directories: positions are opaque cookies > 0; 0 starts. */
 int view_opendir(view *v, uint64_t id, view_dir **ret);

@@ -1,0 +1,124 @@
+#!/bin/bash
+# FUSE passthrough (Linux 6.9+): which opens the kernel serves from the backing file itself,
+# seen in the daemon's --debug log (no READ or WRITE request reaches the daemon for them), and
+# the rules that keep it correct: container files still in the image are read through the
+# daemon (a copy-up must be able to move them under open readers) unless executed; a file that
+# is executed, and readers that joined it, make data changes fail with ETXTBSY as for any
+# running executable; writes that pass through still clear setuid and security.capability.
+. "$(dirname "$0")/lib.sh"
+require_root
+require_cmd umoci busybox python3
+
+kernel_has_passthrough() {
+	local cfg
+	cfg=$( (zcat /proc/config.gz || cat "/boot/config-$(uname -r)") 2>/dev/null) || return 1
+	grep -qx 'CONFIG_FUSE_PASSTHROUGH=y' <<<"$cfg"
+}
+kernel_has_passthrough || skip_all "the kernel has no FUSE passthrough (CONFIG_FUSE_PASSTHROUGH, Linux 6.9+)"
+
+chmod 0711 "$TMP"
+MNT=$TMP/mnt
+LOG=$TMP/daemon.log
+fx_busybox_image "$TMP/layout" v1 >/dev/null
+ctfs pull -q "oci:$TMP/layout:v1" >/dev/null || bail_out "cannot pull the fixture image"
+head -c 3000000 /dev/urandom >"$TMP/big"
+
+mkdir -p "$MNT"
+"$CTFS" --root "$CTFS_ROOT" mount -f --debug "$MNT" >"$LOG" 2>&1 &
+bg_pid $!
+for _ in $(seq 100); do [[ -d $MNT/images ]] && break; sleep 0.1; done
+t_ok "a debug mount answers" test -d "$MNT/images/localhost/layout:v1"
+id=$(ctfs create localhost/layout:v1) || bail_out "cannot create a container"
+id2=$(ctfs create localhost/layout:v1) || bail_out "cannot create a second container"
+img=$MNT/images/localhost/layout:v1
+C=$MNT/containers/$id
+C2=$MNT/containers/$id2
+
+# requests CMD...: run CMD, then count the READ and WRITE requests the daemon logged meanwhile
+# (the daemon logs a request before it answers it, so all of CMD's are in the log).
+requests() {
+	local before
+	before=$(wc -l <"$LOG")
+	"$@" >/dev/null || return 1
+	tail -n +"$((before + 1))" "$LOG" | grep -cE 'opcode: (READ|WRITE) ' || true
+}
+
+# --- image views: every open passes through ----------------------------------------------------
+t_is "reading an image file sends no READ" "$(requests cat "$img/bin/busybox")" 0
+t_is "  and reads the image's bytes" "$(cmp "$img/bin/busybox" "$(command -v busybox)" && echo same)" same
+t_is "reading it again from another process sends none" "$(requests md5sum "$img/bin/busybox")" 0
+
+# --- containers ----------------------------------------------------------------------------------
+# a container file still in the image is read through the daemon (positive control: the log
+# shows the READs this test counts)
+n=$(requests cat "$C/etc/passwd")
+t_ok "a container file still in the image is read through the daemon" test "$n" -gt 0
+t_is "executing a container file still in the image sends no READ" "$(requests "$C/bin/busybox" true)" 0
+t_is "  nor from the second container" "$(requests "$C2/bin/busybox" true)" 0
+
+t_ok "create a container file" cp "$TMP/big" "$C/tmp/big"
+t_is "  writing it sent no WRITE" "$(requests cp "$TMP/big" "$C/tmp/big2")" 0
+t_is "  reading it sends no READ" "$(requests cat "$C/tmp/big2")" 0
+t_is "  the upper file holds the data" "$(cmp "$TMP/big" "$CTFS_ROOT/containers/$id/upper/tmp/big2" && echo same)" same
+t_is "appending sends no WRITE" "$(requests sh -c "echo tail >> '$C/tmp/big2'")" 0
+t_is "  appended at the end" "$(tail -c 5 "$C/tmp/big2")" tail
+t_is "  size" "$(stat -c %s "$C/tmp/big2")" 3000005
+
+t_ok "a reader opened first sees a later writer's data (one backing file, opened read-write)" python3 -c "
+import os
+p = '$C/tmp/big2'
+r = os.open(p, os.O_RDONLY)
+w = os.open(p, os.O_WRONLY)
+os.pwrite(w, b'HEAD', 0)
+assert os.pread(r, 4, 0) == b'HEAD', os.pread(r, 4, 0)
+os.close(w); os.close(r)"
+t_ok "shared writable mmap of a passed-through file" python3 -c "
+import mmap, os
+fd = os.open('$C/tmp/big2', os.O_RDWR)
+m = mmap.mmap(fd, 4096, mmap.MAP_SHARED); m[0:5] = b'mmap!'; m.flush(); m.close(); os.close(fd)"
+t_is "  visible to read(2)" "$(head -c 5 "$C/tmp/big2")" 'mmap!'
+t_is "  and in the upper file" "$(head -c 5 "$CTFS_ROOT/containers/$id/upper/tmp/big2")" 'mmap!'
+
+# a container file copied up after its data was read (cached) keeps working in cached mode
+t_ok "copy-up of a file read before" sh -c "cat '$C/etc/passwd' >/dev/null && echo extra >> '$C/etc/passwd'"
+t_like "  the copy has the appended line" "$(cat "$C/etc/passwd")" 'extra'
+
+# writes that pass through clear setuid and file capabilities like any write by a user
+cp "$(type -P true)" "$C/tmp/su" && chmod 4777 "$C/tmp/su"
+setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= "$C/tmp/su"
+t_ok "an unprivileged user writes to a setuid file" setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo x >> '$C/tmp/su'"
+t_is "  the setuid bit is gone" "$(stat -c %a "$C/tmp/su")" 777
+t_is "  also in the upper dir" "$(stat -c %a "$CTFS_ROOT/containers/$id/upper/tmp/su")" 777
+t_fail "  security.capability is gone" getfattr -n security.capability "$C/tmp/su"
+
+# --- an executed file's data may not change while it runs or joined readers remain -----------
+t_ok "a reader joins a running executable, which then exits" python3 -c "
+import os, subprocess, time
+p = '$C2/bin/busybox'
+run = subprocess.Popen([p, 'sleep', '1'])
+time.sleep(0.3)
+r = os.open(p, os.O_RDONLY)       # joins the executable's backing file
+try:
+    os.open(p, os.O_WRONLY)
+    raise SystemExit('write-open while running succeeded')
+except OSError as e:
+    assert e.errno == 26, e       # ETXTBSY, from the kernel
+run.wait()
+for how in ('open', 'truncate'):
+    try:
+        os.open(p, os.O_WRONLY) if how == 'open' else os.truncate(p, 10)
+        raise SystemExit(how + ' with a joined reader succeeded')
+    except OSError as e:
+        assert e.errno == 26, (how, e)   # ETXTBSY, from the daemon
+assert os.pread(r, 4, 0) == b'\x7fELF'
+os.close(r)
+time.sleep(0.2)                   # the kernel sends RELEASE after close returns
+w = os.open(p, os.O_WRONLY)       # the copy-up happens now
+os.pwrite(w, b'#!', 0)
+os.close(w)
+with open(p, 'rb') as f:
+    assert f.read(2) == b'#!'"
+t_is "  the image is unchanged" "$(head -c 4 "$img/bin/busybox" | od -An -c | tr -d ' ')" '177ELF'
+t_is "  and the other container too" "$(head -c 4 "$C/bin/busybox" | od -An -c | tr -d ' ')" '177ELF'
+
+t_ok "umount" ctfs umount "$MNT"
