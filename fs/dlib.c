@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "dlib-archive.h"
+#include "dlib-crypto.h"
 #include "dlib-curl.h"
 #include "util.h"
 
@@ -14,6 +15,7 @@
 #define DLIB_DEFINE(name) __typeof__(dlib_##name) dlib_##name;
 DLIB_CURL_SYMBOLS(DLIB_DEFINE)
 DLIB_ARCHIVE_SYMBOLS(DLIB_DEFINE)
+DLIB_CRYPTO_SYMBOLS(DLIB_DEFINE)
 
 struct lib {
         const char *soname; /* the ABI the headers describe (libcurl 4 since 2006, libarchive 13 since 2011) */
@@ -28,6 +30,7 @@ struct lib {
 
 static struct lib curl_lib = { .soname = "libcurl.so.4", .once = PTHREAD_ONCE_INIT };
 static struct lib archive_lib = { .soname = "libarchive.so.13", .once = PTHREAD_ONCE_INIT };
+static struct lib crypto_lib = { .soname = "libcrypto.so.3", .once = PTHREAD_ONCE_INIT };
 
 static void *open_lib(struct lib *l)
 {
@@ -69,6 +72,16 @@ static void load_archive(void)
         check(&archive_lib, missing);
 }
 
+static void load_crypto(void)
+{
+        void *h = open_lib(&crypto_lib);
+        if (!h)
+                return;
+        const char *missing = NULL;
+        DLIB_CRYPTO_SYMBOLS(DLIB_LOOKUP)
+        check(&crypto_lib, missing);
+}
+
 static int result(struct lib *l, char **ret_error)
 {
         if (l->result < 0 && ret_error)
@@ -86,4 +99,10 @@ int dlib_archive_load(char **ret_error)
 {
         pthread_once(&archive_lib.once, load_archive);
         return result(&archive_lib, ret_error);
+}
+
+int dlib_crypto_load(char **ret_error)
+{
+        pthread_once(&crypto_lib.once, load_crypto);
+        return result(&crypto_lib, ret_error);
 }

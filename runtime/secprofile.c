@@ -16,7 +16,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "digest.h"
 #include "util.h"
 
 #define CAP(c) (UINT64_C(1) << (c))
@@ -181,30 +180,33 @@ void secprofile_freep(struct secprofile **p)
 }
 
 /* What decides the program: the profile (this table and the rules above, versioned by
- * SECPROFILE_VERSION), the capabilities that change it, libseccomp and the architecture. */
+ * SECPROFILE_VERSION), the capabilities that change it, libseccomp and the architecture. The
+ * cache file is named by a hash of that description and starts with it (a NUL ends it), so a
+ * file made for other inputs is never used, whatever the hash. */
 #define SECPROFILE_VERSION 1
-static void cache_name(uint64_t caps, char out[80])
+static char *describe(uint64_t caps)
 {
         uint64_t relevant = CAP(CAP_SYS_ADMIN);
         for (size_t i = 0; i < ARRAY_SIZE(denied); i++)
                 relevant |= denied[i].unless;
         const struct scmp_version *v = seccomp_version();
-        _cleanup_(digest_freep) digest_ctx *d = digest_new();
-        char head[160];
-        snprintf(head, sizeof(head), "ctfs seccomp %d libseccomp %u.%u.%u arch %u caps %016llx\n", SECPROFILE_VERSION,
-                 v ? v->major : 0, v ? v->minor : 0, v ? v->micro : 0, (unsigned)seccomp_arch_native(),
-                 (unsigned long long)(caps & relevant));
-        digest_update(d, head, strlen(head));
+        char *desc = xasprintf("ctfs seccomp %d libseccomp %u.%u.%u arch %u caps %016llx\n", SECPROFILE_VERSION,
+                               v ? v->major : 0, v ? v->minor : 0, v ? v->micro : 0,
+                               (unsigned)seccomp_arch_native(), (unsigned long long)(caps & relevant));
         for (size_t i = 0; i < ARRAY_SIZE(denied); i++) {
-                char line[96];
-                snprintf(line, sizeof(line), "%s %016llx\n", denied[i].name, (unsigned long long)denied[i].unless);
-                digest_update(d, line, strlen(line));
+                char *more = xasprintf("%s%s %016llx\n", desc, denied[i].name, (unsigned long long)denied[i].unless);
+                free(desc);
+                desc = more;
         }
-        uint8_t sum[DIGEST_LEN];
-        char hex[DIGEST_HEX_LEN + 1];
-        digest_final(d, sum);
-        digest_to_hex(sum, hex);
-        snprintf(out, 80, "seccomp-%.32s.bpf", hex);
+        return desc;
+}
+
+static void cache_name(const char *desc, char out[80])
+{
+        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+        for (const char *p = desc; *p; p++)
+                h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+        snprintf(out, 80, "seccomp-%016llx.bpf", (unsigned long long)h);
 }
 
 static int from_bytes(char *data, size_t len, struct secprofile **ret)
@@ -218,14 +220,25 @@ static int from_bytes(char *data, size_t len, struct secprofile **ret)
         return 0;
 }
 
+/* The program in a cache file made for desc, moved to the start of data. */
+static int from_cache(const char *desc, char *data, size_t len, struct secprofile **ret)
+{
+        size_t n = strlen(desc) + 1;
+        if (len < n || memcmp(data, desc, n) != 0)
+                return -EINVAL;
+        memmove(data, data + n, len - n);
+        return from_bytes(data, len - n, ret);
+}
+
 int secprofile_compile(int cache_dirfd, uint64_t caps, struct secprofile **ret)
 {
+        _cleanup_free_ char *desc = describe(caps);
         char name[80];
-        cache_name(caps, name);
+        cache_name(desc, name);
         char *data = NULL;
         size_t len = 0;
         if (cache_dirfd >= 0 && util_read_file_at(cache_dirfd, name, 1 << 20, &data, &len) == 0) {
-                if (from_bytes(data, len, ret) == 0)
+                if (from_cache(desc, data, len, ret) == 0)
                         return 0;
                 free(data); /* emptied by a crash, or not ours: compile again */
         }
@@ -233,10 +246,13 @@ int secprofile_compile(int cache_dirfd, uint64_t caps, struct secprofile **ret)
         int r = build(caps, &ctx);
         if (r < 0)
                 return r;
-        /* libseccomp 2.5 exports to an fd only */
+        /* libseccomp 2.5 exports to an fd only; the description goes first */
         _cleanup_close_ int fd = memfd_create("ctfs-seccomp", MFD_CLOEXEC);
         if (fd < 0)
                 return -errno;
+        r = util_write_all(fd, desc, strlen(desc) + 1);
+        if (r < 0)
+                return r;
         r = seccomp_export_bpf(ctx, fd);
         if (r < 0)
                 return r;
@@ -245,15 +261,13 @@ int secprofile_compile(int cache_dirfd, uint64_t caps, struct secprofile **ret)
         r = util_read_fd(fd, 1 << 20, &data, &len);
         if (r < 0)
                 return r;
-        r = from_bytes(data, len, ret);
-        if (r < 0) {
-                free(data);
-                return r;
-        }
         /* best effort: the next run reads it instead of compiling (~1 ms) */
         if (cache_dirfd >= 0)
                 util_replace_file_at(cache_dirfd, name, data, len, 0600);
-        return 0;
+        r = from_cache(desc, data, len, ret);
+        if (r < 0)
+                free(data);
+        return r;
 }
 
 int secprofile_load(const struct secprofile *p)

@@ -93,6 +93,15 @@ for f in "$CTFS_ROOT"/cache/seccomp-*.bpf; do printf 'abc' >"$f"; done
 cin "$IMG" busybox unshare -n true
 t_like "a corrupt cache: still filtered" "$out" "Operation not permitted"
 t_is "... and compiled again" "$(find "$CTFS_ROOT/cache" -name 'seccomp-*.bpf' -size +1k | wc -l)" 1
+# a valid program made for other capabilities, put under the default's name, is not used
+default_bpf=$(find "$CTFS_ROOT/cache" -name 'seccomp-*.bpf' -size +1k)
+cin --cap-add SYS_ADMIN "$IMG" true
+admin_bpf=$(find "$CTFS_ROOT/cache" -name 'seccomp-*.bpf' -size +1k ! -path "$default_bpf")
+t_ok "  the +SYS_ADMIN program compiled again" test -n "$admin_bpf"
+cp "$admin_bpf" "$default_bpf"
+cin "$IMG" sh -c 'mkdir -p /mnt/t && mount -t tmpfs none /mnt/t'
+t_like "the +SYS_ADMIN program under the default's name: not used" "$out" "Operation not permitted|[Pp]ermission denied"
+t_ok "  the default program written again" bash -c "! cmp -s '$admin_bpf' '$default_bpf'"
 cin --cap-drop ALL --cap-add CHOWN "$IMG" grep CapEff /proc/self/status
 t_is "--cap-drop ALL --cap-add CHOWN" "$out" $'CapEff:\t0000000000000001'
 cin --cap-drop NET_RAW --cap-drop chown "$IMG" grep CapEff /proc/self/status
