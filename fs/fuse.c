@@ -52,17 +52,21 @@ static enum pt_mode open_mode(fuse_ino_t ino, view_file *f, int flags, bool keep
 {
         enum view_data kind;
         int fd = view_file_data(f, &kind);
-        bool want = kind != VIEW_DATA_LOWER || (flags & OPEN_EXEC);
+        enum pt_data data = kind == VIEW_DATA_IMAGE ? PT_IMAGE : kind == VIEW_DATA_LOWER ? PT_LOWER : PT_UPPER;
+        bool want = data != PT_LOWER || (flags & OPEN_EXEC);
         int32_t backing = 0;
-        enum pt_mode m = pt_open(ino, fd, want, kind == VIEW_DATA_UPPER, &backing);
+        enum pt_mode m = pt_open(ino, fd, want, data, &backing);
         fi->fh = (uint64_t)(uintptr_t)f | m;
         /* the kernel refuses keep_cache with passthrough; and an upper file's cached pages
          * may predate writes that passed through */
-        fi->keep_cache = m == PT_CACHED && keep_cache && !(kind == VIEW_DATA_UPPER && pt_enabled());
+        fi->keep_cache = m == PT_CACHED && keep_cache && !(data == PT_UPPER && pt_enabled());
         if (m == PT_PASSTHROUGH)
                 pt_mark(backing);
         return m;
 }
+
+/* Whether an open with these flags may change the file's data (and so copy it up). */
+static bool open_changes(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
 
 static void fill_entry(struct fuse_entry_param *e, const struct view_entry *ve)
 {
@@ -174,13 +178,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 valid |= VIEW_SET_MTIME_NOW;
         struct stat st;
         double t;
-        if ((valid & VIEW_SET_SIZE) && pt_lower_busy(ino)) {
-                /* as for a running executable: the data of open files passes through to the
-                 * image's copy, which a truncation would leave behind */
-                fuse_reply_err(req, ETXTBSY);
+        /* as for a running executable: open files that pass through to the image's copy of
+         * the data would not see a truncation of the container's copy */
+        int r = valid & VIEW_SET_SIZE ? pt_change_begin(ino) : 0;
+        if (r < 0) {
+                fuse_reply_err(req, -r);
                 return;
         }
-        int r = valid ? view_setattr(V(req), ino, F(fi), attr, valid, &st, &t) : view_getattr(V(req), ino, F(fi), &st, &t);
+        r = valid ? view_setattr(V(req), ino, F(fi), attr, valid, &st, &t) : view_getattr(V(req), ino, F(fi), &st, &t);
+        if (valid & VIEW_SET_SIZE)
+                pt_change_end(ino);
         if (r < 0)
                 fuse_reply_err(req, -r);
         else
@@ -253,12 +260,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
         view_file *f;
         bool keep;
-        int r = view_open(V(req), ino, fi->flags, &f, &keep);
+        bool changes = open_changes(fi->flags);
+        /* before view_open, which copies up (and truncates): ETXTBSY while open files pass
+         * through to the image's copy, as for a running executable */
+        int r = changes ? pt_change_begin(ino) : 0;
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;
         }
+        r = view_open(V(req), ino, fi->flags, &f, &keep);
+        if (r < 0) {
+                if (changes)
+                        pt_change_end(ino);
+                fuse_reply_err(req, -r);
+                return;
+        }
         enum pt_mode m = open_mode(ino, f, fi->flags, keep, fi);
+        if (changes)
+                pt_change_end(ino);
         if (m == PT_BUSY) { /* another open file passes through to the data before a copy-up */
                 view_release(f);
                 fuse_reply_err(req, ETXTBSY);
@@ -281,6 +300,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
                 return;
         }
         view *v = V(req);
+        /* (a CREATE names a file the kernel did not find: one that appeared since is new,
+         * so in the upper dir, and never passes through to the image's copy) */
         enum pt_mode m = open_mode(ve.id, f, fi->flags, false, fi);
         if (m == PT_BUSY) {
                 view_release(f);

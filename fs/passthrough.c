@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -78,6 +79,7 @@ ssize_t pt_io_read(int fd, void *buf, size_t len, void *ud)
 ssize_t pt_io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len, unsigned flags, void *ud)
 {
         (void)ud;
+        marked = 0; /* a mark is for the reply that follows it, never a later one */
         return splice(fdin, offin, fdout, offout, len, flags);
 }
 
@@ -99,22 +101,32 @@ ssize_t pt_io_writev(int fd, struct iovec *iov, int count, void *ud)
         uint64_t iu = init_unique;
         if (iu != UINT64_MAX && is_reply(iov, count, iu, sizeof(struct pt_init_out))) {
                 init_unique = UINT64_MAX;
-                struct pt_init_out *out = iov[1].iov_base;
-                if (offered && (out->flags & PT_FUSE_INIT_EXT)) {
+                char *out = iov[1].iov_base;
+                uint32_t flags;
+                memcpy(&flags, out + offsetof(struct pt_init_out, flags), sizeof(flags));
+                if (offered && (flags & PT_FUSE_INIT_EXT)) {
                         /* backing files on a plain filesystem: the mount stacks one deep, so
                          * the kernel's overlayfs may still use it as a layer */
-                        out->flags2 |= PT_FUSE_PASSTHROUGH_FLAGS2;
-                        out->max_stack_depth = 1;
+                        uint32_t flags2, depth = 1;
+                        memcpy(&flags2, out + offsetof(struct pt_init_out, flags2), sizeof(flags2));
+                        flags2 |= PT_FUSE_PASSTHROUGH_FLAGS2;
+                        memcpy(out + offsetof(struct pt_init_out, flags2), &flags2, sizeof(flags2));
+                        memcpy(out + offsetof(struct pt_init_out, max_stack_depth), &depth, sizeof(depth));
+                        enabled = true; /* before the kernel can send an OPEN */
                         ssize_t n = writev(fd, iov, count);
-                        enabled = n >= 0;
+                        if (n < 0)
+                                enabled = false;
                         return n;
                 }
         }
         if (backing > 0 && is_reply(iov, count, UINT64_MAX, sizeof(struct pt_open_out))) {
                 /* OPEN: the argument is fuse_open_out; CREATE: fuse_entry_out then it */
-                struct pt_open_out *o = (void *)((char *)iov[1].iov_base + iov[1].iov_len - sizeof(*o));
-                o->open_flags |= PT_FOPEN_PASSTHROUGH;
-                o->backing_id = backing;
+                char *o = (char *)iov[1].iov_base + iov[1].iov_len - sizeof(struct pt_open_out);
+                uint32_t open_flags;
+                memcpy(&open_flags, o + offsetof(struct pt_open_out, open_flags), sizeof(open_flags));
+                open_flags |= PT_FOPEN_PASSTHROUGH;
+                memcpy(o + offsetof(struct pt_open_out, open_flags), &open_flags, sizeof(open_flags));
+                memcpy(o + offsetof(struct pt_open_out, backing_id), &backing, sizeof(backing));
         }
         return writev(fd, iov, count);
 }
@@ -132,8 +144,9 @@ struct pt_node {
         uint64_t id;
         uint32_t cached;      /* open files in PT_CACHED mode */
         uint32_t passthrough; /* open files in PT_PASSTHROUGH mode, all with backing */
+        uint32_t changing;    /* data changes under way (pt_change_begin) */
         int32_t backing;
-        bool writable;
+        enum pt_data data;    /* what backing is */
         dev_t dev;
         ino_t ino;
 };
@@ -150,101 +163,145 @@ static struct pt_node **slot(uint64_t id)
         return p;
 }
 
-/* A backing id for fd's file; writable: opened read-write whatever fd's own mode. */
-static int32_t backing_open(int fd, bool writable)
+static struct pt_node *node_get(uint64_t id)
 {
-        _cleanup_close_ int rw = -1;
-        if (writable && (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
-                /* the same inode, through the fd's magic link: nothing is looked up by name */
-                char path[64];
-                snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-                rw = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-                if (rw < 0)
-                        return -errno;
-                fd = rw;
+        struct pt_node **p = slot(id);
+        if (!*p) {
+                *p = xcalloc(1, sizeof(**p));
+                (*p)->id = id;
         }
+        return *p;
+}
+
+static void node_put(uint64_t id)
+{
+        struct pt_node **p = slot(id);
+        struct pt_node *n = *p;
+        if (n && !n->cached && !n->passthrough && !n->changing) {
+                *p = n->next;
+                free(n);
+        }
+}
+
+/* A backing id for fd's file. The kernel opens the backing file anew for each open that uses
+ * it, with that open's flags, so fd's own access mode does not matter. */
+static int32_t backing_open(int fd)
+{
         struct pt_backing_map map = { .fd = fd };
         int id = ioctl(device, PT_IOC_BACKING_OPEN, &map);
         if (id < 0) {
                 int e = errno;
-                if (e == EPERM || e == ENOTTY || e == EOPNOTSUPP)
-                        enabled = false; /* not for us (no CAP_SYS_ADMIN, old kernel): stop trying */
+                /* not for this daemon (no CAP_SYS_ADMIN, an old kernel) or not for this store
+                 * (on a stacked filesystem such as overlayfs: ELOOP): every file would fail */
+                if (e == EPERM || e == ENOTTY || e == EOPNOTSUPP || e == ELOOP || e == EINVAL)
+                        enabled = false;
                 return -e;
         }
         return id;
 }
 
-enum pt_mode pt_open(uint64_t id, int fd, bool want, bool writable, int32_t *ret_backing)
+static void backing_close(int32_t id)
+{
+        uint32_t b = (uint32_t)id;
+        ioctl(device, PT_IOC_BACKING_CLOSE, &b);
+}
+
+/* The mode for an open of n as the file st, given whether it may start passthrough; lock held.
+ * PT_PASSTHROUGH with backing 0: a backing must be registered first. */
+static enum pt_mode choose(struct pt_node *n, const struct stat *st, bool usable, bool start, enum pt_data data)
+{
+        if (n->passthrough)
+                /* the kernel holds one backing file per inode, and every open of the inode
+                 * must use it: the same file joins; another (a copy-up made since) cannot */
+                return usable && n->dev == st->st_dev && n->ino == st->st_ino ? PT_PASSTHROUGH : PT_BUSY;
+        /* no passthrough start while cached opens exist (the kernel refuses the mix), nor for
+         * a container file still in the image while its data is being changed */
+        if (start && usable && !n->cached && !(data == PT_LOWER && n->changing))
+                return PT_PASSTHROUGH;
+        return PT_CACHED;
+}
+
+enum pt_mode pt_open(uint64_t id, int fd, bool want, enum pt_data data, int32_t *ret_backing)
 {
         struct stat st;
         bool usable = enabled && fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                      (writable || st.st_size > 0); /* empty image files are memfds */
+                      (data == PT_UPPER || st.st_size > 0); /* empty image files are memfds */
         pthread_mutex_lock(&lock);
-        struct pt_node **p = slot(id);
-        struct pt_node *n = *p;
-        enum pt_mode m = PT_CACHED;
-        if (n && n->passthrough) {
-                /* the kernel holds one backing file per inode, and every open of the inode
-                 * must use it: the same file joins; another (a copy-up made since) cannot */
-                m = usable && n->dev == st.st_dev && n->ino == st.st_ino ? PT_PASSTHROUGH : PT_BUSY;
-        } else if (want && usable && !(n && n->cached)) {
-                int32_t b = backing_open(fd, writable);
-                if (b > 0) {
-                        if (!n) {
-                                n = xcalloc(1, sizeof(*n));
-                                n->id = id;
-                                *p = n;
-                        }
+        struct pt_node *n = node_get(id);
+        enum pt_mode m = choose(n, &st, usable, want, data);
+        if (m == PT_PASSTHROUGH && !n->passthrough) {
+                /* register outside the lock (an ioctl); then look again: another open of the
+                 * node may have started passthrough or cached mode meanwhile */
+                n->changing++; /* keeps n */
+                pthread_mutex_unlock(&lock);
+                int32_t b = backing_open(fd);
+                pthread_mutex_lock(&lock);
+                n->changing--;
+                m = choose(n, &st, usable && b > 0, want, data);
+                if (m == PT_PASSTHROUGH && !n->passthrough) {
                         n->backing = b;
-                        n->writable = writable;
+                        n->data = data;
                         n->dev = st.st_dev;
                         n->ino = st.st_ino;
-                        m = PT_PASSTHROUGH;
+                        b = 0;
                 }
+                if (b > 0)
+                        backing_close(b); /* not needed after all: another open won */
         }
         if (m == PT_PASSTHROUGH) {
                 n->passthrough++;
                 *ret_backing = n->backing;
         } else if (m == PT_CACHED) {
-                if (!n) {
-                        n = xcalloc(1, sizeof(*n));
-                        n->id = id;
-                        *p = n;
-                }
                 n->cached++;
         }
+        node_put(id);
         pthread_mutex_unlock(&lock);
         return m;
-}
-
-bool pt_lower_busy(uint64_t id)
-{
-        pthread_mutex_lock(&lock);
-        struct pt_node *n = *slot(id);
-        bool busy = n && n->passthrough && !n->writable;
-        pthread_mutex_unlock(&lock);
-        return busy;
 }
 
 void pt_close(uint64_t id, enum pt_mode m)
 {
         if (m == PT_BUSY)
                 return;
+        int32_t b = 0;
         pthread_mutex_lock(&lock);
-        struct pt_node **p = slot(id);
-        struct pt_node *n = *p;
+        struct pt_node *n = *slot(id);
         if (n) {
                 if (m == PT_PASSTHROUGH && n->passthrough && --n->passthrough == 0) {
-                        uint32_t b = (uint32_t)n->backing;
-                        ioctl(device, PT_IOC_BACKING_CLOSE, &b);
+                        b = n->backing;
                         n->backing = 0;
                 }
                 if (m == PT_CACHED && n->cached)
                         n->cached--;
-                if (!n->cached && !n->passthrough) {
-                        *p = n->next;
-                        free(n);
-                }
+                node_put(id);
+        }
+        pthread_mutex_unlock(&lock);
+        /* the kernel ended its use before it sent the RELEASE that brought us here */
+        if (b > 0)
+                backing_close(b);
+}
+
+int pt_change_begin(uint64_t id)
+{
+        int r = 0;
+        pthread_mutex_lock(&lock);
+        struct pt_node *n = node_get(id);
+        if (n->passthrough && n->data == PT_LOWER)
+                r = -ETXTBSY;
+        else
+                n->changing++;
+        node_put(id);
+        pthread_mutex_unlock(&lock);
+        return r;
+}
+
+void pt_change_end(uint64_t id)
+{
+        pthread_mutex_lock(&lock);
+        struct pt_node *n = *slot(id);
+        if (n && n->changing) {
+                n->changing--;
+                node_put(id);
         }
         pthread_mutex_unlock(&lock);
 }

@@ -37,17 +37,30 @@ void pt_set_device(int fd);
 /* Whether the kernel agreed to passthrough in INIT. */
 bool pt_enabled(void);
 
+/* What an open file's data is. */
+enum pt_data {
+        PT_IMAGE, /* an image file's object: never changes */
+        PT_LOWER, /* a container file still in the image: a copy-up moves it to the upper dir */
+        PT_UPPER, /* a container file in the upper dir */
+};
+
 /*
  * How the kernel should open node id's file, whose data is fd. want: start passthrough if the
  * node has no open files in cached mode (an open of a node whose files pass through joins
- * them whatever want says: the kernel requires it). writable: fd is an upper file (its backing
- * is opened read-write, as later opens of the node may write through it); otherwise read-only
- * data (an object). For PT_PASSTHROUGH, *ret_backing is the id to pass to pt_mark(). Every
- * pt_open() but PT_BUSY is matched by one pt_close() with the mode it returned.
+ * them whatever want says: the kernel requires it). For PT_PASSTHROUGH, *ret_backing is the
+ * id to pass to pt_mark(). Every pt_open() but PT_BUSY is matched by one pt_close() with the
+ * mode it returned.
  */
-enum pt_mode pt_open(uint64_t id, int fd, bool want, bool writable, int32_t *ret_backing);
+enum pt_mode pt_open(uint64_t id, int fd, bool want, enum pt_data data, int32_t *ret_backing);
 void pt_close(uint64_t id, enum pt_mode m);
-/* Whether node id's open files pass through to read-only data: its data may not change. */
-bool pt_lower_busy(uint64_t id);
+/*
+ * Around a change of node id's data that may copy it up (an open for writing or truncating, a
+ * truncate): -ETXTBSY while its open files pass through to the image's copy (which the change
+ * would leave behind), else 0, and no passthrough to the image's copy starts until
+ * pt_change_end(), which follows every 0.
+ */
+int pt_change_begin(uint64_t id);
+void pt_change_end(uint64_t id);
+
 /* The next OPEN or CREATE reply written by this thread opens in passthrough to backing. */
 void pt_mark(int32_t backing);

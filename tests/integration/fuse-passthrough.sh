@@ -35,9 +35,12 @@ C=$MNT/containers/$id
 C2=$MNT/containers/$id2
 
 # requests CMD...: run CMD, then count the READ and WRITE requests the daemon logged meanwhile
-# (the daemon logs a request before it answers it, so all of CMD's are in the log).
+# (the daemon logs a request before it answers it, so all of CMD's are in the log). The page
+# cache is dropped first: data the kernel cached for a FUSE inode would need no READ either.
 requests() {
 	local before
+	sync
+	echo 1 >/proc/sys/vm/drop_caches
 	before=$(wc -l <"$LOG")
 	"$@" >/dev/null || return 1
 	tail -n +"$((before + 1))" "$LOG" | grep -cE 'opcode: (READ|WRITE) ' || true
@@ -104,13 +107,24 @@ try:
 except OSError as e:
     assert e.errno == 26, e       # ETXTBSY, from the kernel
 run.wait()
-for how in ('open', 'truncate'):
+size = os.stat(p).st_size
+for how in ('open', 'truncating open', 'truncate'):
     try:
-        os.open(p, os.O_WRONLY) if how == 'open' else os.truncate(p, 10)
+        if how == 'open':
+            os.open(p, os.O_WRONLY)
+        elif how == 'truncating open':
+            os.open(p, os.O_WRONLY | os.O_TRUNC)
+        else:
+            os.truncate(p, 10)
         raise SystemExit(how + ' with a joined reader succeeded')
     except OSError as e:
         assert e.errno == 26, (how, e)   # ETXTBSY, from the daemon
+    assert os.stat(p).st_size == size, (how, 'changed the size', os.stat(p).st_size)
 assert os.pread(r, 4, 0) == b'\x7fELF'
+r2 = os.open(p, os.O_RDONLY)       # other readers and runs still work meanwhile
+assert os.pread(r2, 4, 0) == b'\x7fELF'
+os.close(r2)
+subprocess.run([p, 'true'], check=True)
 os.close(r)
 time.sleep(0.2)                   # the kernel sends RELEASE after close returns
 w = os.open(p, os.O_WRONLY)       # the copy-up happens now
@@ -122,3 +136,31 @@ t_is "  the image is unchanged" "$(head -c 4 "$img/bin/busybox" | od -An -c | tr
 t_is "  and the other container too" "$(head -c 4 "$C/bin/busybox" | od -An -c | tr -d ' ')" '177ELF'
 
 t_ok "umount" ctfs umount "$MNT"
+
+# --- a store where the kernel refuses backing files: on overlayfs (a stacked filesystem) -------
+mkdir -p "$TMP/ovl/lower" "$TMP/ovl/upper" "$TMP/ovl/work" "$TMP/ovl/store"
+if mount -t overlay overlay -o "lowerdir=$TMP/ovl/lower,upperdir=$TMP/ovl/upper,workdir=$TMP/ovl/work" "$TMP/ovl/store"; then
+	R2=$TMP/ovl/store/root
+	"$CTFS" --root "$R2" pull -q "oci:$TMP/layout:v1" >/dev/null || bail_out "cannot pull into the overlay store"
+	LOG=$TMP/daemon2.log
+	MNT2=$TMP/mnt2
+	mkdir -p "$MNT2"
+	"$CTFS" --root "$R2" mount -f --debug "$MNT2" >"$LOG" 2>&1 &
+	bg_pid $!
+	for _ in $(seq 100); do [[ -d $MNT2/images ]] && break; sleep 0.1; done
+	id3=$("$CTFS" --root "$R2" create localhost/layout:v1)
+	C3=$MNT2/containers/$id3
+	t_is "store on overlayfs: an image file reads right (through the daemon)" \
+		"$(cmp "$MNT2/images/localhost/layout:v1/bin/busybox" "$(command -v busybox)" && echo same)" same
+	t_ok "  a container file written and read back" sh -c "cp '$TMP/big' '$C3/tmp/big' && cmp '$TMP/big' '$C3/tmp/big'"
+	t_ok "  executing a container file" "$C3/bin/busybox" true
+	cat "$C3/tmp/big" >/dev/null
+	before=$(wc -l <"$LOG")
+	cat "$C3/tmp/big" >/dev/null
+	t_is "  an upper file read again comes from the kernel's cache (keep_cache kept)" \
+		"$(tail -n +"$((before + 1))" "$LOG" | grep -cE 'opcode: READ ' || true)" 0
+	t_ok "  umount" "$CTFS" --root "$R2" umount "$MNT2"
+	umount "$TMP/ovl/store"
+else
+	skip "store on overlayfs" "cannot mount an overlayfs here"
+fi
