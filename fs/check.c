@@ -243,7 +243,7 @@ static int check_containers(struct check *c)
 {
         struct store_container *cs;
         size_t n;
-        int r = store_list_containers(c->s, &cs, &n);
+        int r = store_list_containers(c->s, NULL, NULL, &cs, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {

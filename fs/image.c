@@ -320,7 +320,7 @@ static int containers_using(store *s, const char *id, size_t *ret_n)
 {
         struct store_container *cs;
         size_t n, k = 0;
-        int r = store_list_containers(s, &cs, &n);
+        int r = store_list_containers(s, NULL, NULL, &cs, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
@@ -665,7 +665,7 @@ int store_df(store *s, struct df_result *ret)
         res.images = res.n_images;
         struct store_container *cs;
         size_t nc;
-        if (r >= 0 && store_list_containers(s, &cs, &nc) >= 0) {
+        if (r >= 0 && store_list_containers(s, NULL, NULL, &cs, &nc) >= 0) {
                 res.containers = nc;
                 store_containers_free(cs, nc);
         }

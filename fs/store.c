@@ -434,12 +434,17 @@ void store_containers_free(struct store_container *c, size_t n)
         free(c);
 }
 
-int store_list_containers(store *s, struct store_container **ret, size_t *ret_n)
+int store_list_containers(store *s, bool (*known)(void *ud, const char *id), void *ud, struct store_container **ret,
+                          size_t *ret_n)
 {
         int fd = openat(s->dirfd, "containers", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
         struct store_container *cs = NULL;
         size_t n = 0;
         struct dirent *de;
@@ -447,25 +452,30 @@ int store_list_containers(store *s, struct store_container **ret, size_t *ret_n)
                 uint8_t dg[DIGEST_LEN];
                 if (digest_parse_hex(de->d_name, dg) < 0)
                         continue;
-                _cleanup_free_ char *rel = xasprintf("containers/%s/config.json", de->d_name);
-                _cleanup_free_ char *data = NULL;
-                if (util_read_file_at(s->dirfd, rel, 16 << 20, &data, NULL) < 0)
-                        continue;
-                json_object *j = json_tokener_parse(data);
-                if (!j)
-                        continue;
-                json_object *v;
                 struct store_container c = { .id = xstrdup(de->d_name) };
-                if (json_object_object_get_ex(j, "name", &v) && json_object_get_string(v) &&
-                    *json_object_get_string(v))
-                        c.name = xstrdup(json_object_get_string(v));
-                if (json_object_object_get_ex(j, "image", &v) && json_object_get_string(v))
-                        snprintf(c.image, sizeof(c.image), "%s", json_object_get_string(v));
-                if (json_object_object_get_ex(j, "upper", &v) && json_object_get_string(v))
-                        c.upper = xstrdup(json_object_get_string(v));
-                else
-                        c.upper = xasprintf("%s/containers/%s/upper", s->root, de->d_name);
-                json_object_put(j);
+                if (known && known(ud, de->d_name)) {
+                        c.known = true; /* a record never changes once written */
+                } else {
+                        _cleanup_free_ char *rel = xasprintf("containers/%s/config.json", de->d_name);
+                        _cleanup_free_ char *data = NULL;
+                        json_object *j = NULL;
+                        if (util_read_file_at(s->dirfd, rel, 16 << 20, &data, NULL) < 0 ||
+                            !(j = json_tokener_parse(data))) {
+                                free(c.id);
+                                continue;
+                        }
+                        json_object *v;
+                        if (json_object_object_get_ex(j, "name", &v) && json_object_get_string(v) &&
+                            *json_object_get_string(v))
+                                c.name = xstrdup(json_object_get_string(v));
+                        if (json_object_object_get_ex(j, "image", &v) && json_object_get_string(v))
+                                snprintf(c.image, sizeof(c.image), "%s", json_object_get_string(v));
+                        if (json_object_object_get_ex(j, "upper", &v) && json_object_get_string(v))
+                                c.upper = xstrdup(json_object_get_string(v));
+                        else
+                                c.upper = xasprintf("%s/containers/%s/upper", s->root, de->d_name);
+                        json_object_put(j);
+                }
                 cs = xrealloc(cs, (n + 1) * sizeof(*cs));
                 cs[n++] = c;
         }

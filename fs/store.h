@@ -93,6 +93,10 @@ struct store_container {
         char *name;     /* may be NULL */
         char image[DIGEST_HEX_LEN + 1];
         char *upper;    /* absolute path of the upper dir */
+        bool known;     /* listed by id only (see store_list_containers) */
 };
-int store_list_containers(store *s, struct store_container **ret, size_t *ret_n);
+/* The containers' records. known (may be NULL) names the ids the caller already has: a record
+ * never changes once written, so those are listed with their id only, unread. */
+int store_list_containers(store *s, bool (*known)(void *ud, const char *id), void *ud, struct store_container **ret,
+                          size_t *ret_n);
 void store_containers_free(struct store_container *c, size_t n);

@@ -700,6 +700,21 @@ static void cont_release(struct vcont *c)
         pthread_rwlock_unlock(&c->rw);
 }
 
+/* The ids of the live containers, sorted: store_list_containers need not read their records
+ * again. */
+struct live_ids {
+        const char **ids;
+        size_t n;
+};
+
+static int cmp_id(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static bool cont_known(void *ud, const char *id)
+{
+        const struct live_ids *l = ud;
+        return l->n && bsearch(&id, l->ids, l->n, sizeof(*l->ids), cmp_id);
+}
+
 static void conts_refresh(view *v, bool force)
 {
         struct stat st;
@@ -707,9 +722,19 @@ static void conts_refresh(view *v, bool force)
                 memset(&st, 0, sizeof(st));
         if (v->conts_loaded && !force && stat_same(&st, &v->conts_st))
                 return;
+        struct live_ids live = { 0 };
+        for (struct vcont *c = v->conts; c; c = c->next)
+                if (!atomic_load(&c->gone)) {
+                        live.ids = xrealloc(live.ids, (live.n + 1) * sizeof(*live.ids));
+                        live.ids[live.n++] = c->id;
+                }
+        if (live.n)
+                qsort(live.ids, live.n, sizeof(*live.ids), cmp_id);
         struct store_container *cs;
         size_t n;
-        if (store_list_containers(v->s, &cs, &n) < 0)
+        int r = store_list_containers(v->s, cont_known, &live, &cs, &n);
+        free(live.ids);
+        if (r < 0)
                 return;
         for (struct vcont *c = v->conts; c; c = c->next) {
                 bool found = false;
@@ -721,6 +746,8 @@ static void conts_refresh(view *v, bool force)
                         cont_release(c);
         }
         for (size_t i = 0; i < n; i++) {
+                if (cs[i].known)
+                        continue; /* live, and its record has not changed */
                 if (strlen(cs[i].id) != DIGEST_HEX_LEN || !cs[i].upper || cs[i].upper[0] != '/')
                         continue;
                 struct vcont *c = NULL;

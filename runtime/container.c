@@ -344,21 +344,45 @@ static int write_json_at(int dirfd, const char *path, json_object *o, bool durab
         return (durable ? util_write_file_atomic_at : util_replace_file_at)(dirfd, path, text, strlen(text), 0644);
 }
 
-static bool name_in_use(store *s, const char *name)
+/* The names of all containers, sorted (one read of every record: the caller holds the store
+ * lock, so none appears meanwhile). */
+struct names {
+        char **v;
+        size_t n;
+};
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void names_load(store *s, struct names *ret)
 {
+        *ret = (struct names){ 0 };
         char **ids;
         size_t n;
         if (container_list(s, &ids, &n) < 0)
-                return false;
-        bool used = false;
-        for (size_t i = 0; i < n && !used; i++) {
+                return;
+        for (size_t i = 0; i < n; i++) {
                 struct container_config c = { 0 };
-                if (container_load(s, ids[i], &c) == 0 && c.name && !strcmp(c.name, name))
-                        used = true;
+                if (container_load(s, ids[i], &c) == 0 && c.name) {
+                        ret->v = xrealloc(ret->v, (ret->n + 1) * sizeof(*ret->v));
+                        ret->v[ret->n++] = TAKE_PTR(c.name);
+                }
                 container_config_free(&c);
         }
         container_ids_free(ids, n);
-        return used;
+        if (ret->n)
+                qsort(ret->v, ret->n, sizeof(*ret->v), cmp_name);
+}
+
+static bool name_in(const struct names *ns, const char *name)
+{
+        return ns->n && bsearch(&name, ns->v, ns->n, sizeof(*ns->v), cmp_name);
+}
+
+static void names_free(struct names *ns)
+{
+        for (size_t i = 0; i < ns->n; i++)
+                free(ns->v[i]);
+        free(ns->v);
 }
 
 int container_create(store *s, struct container_config *cfg, char **ret_error)
@@ -375,8 +399,11 @@ int container_create(store *s, struct container_config *cfg, char **ret_error)
         _cleanup_close_ int lock = store_lock(s);
         if (lock < 0)
                 return lock;
+        struct names used;
+        names_load(s, &used);
         if (cfg->name) {
-                if (name_in_use(s, cfg->name)) {
+                if (name_in(&used, cfg->name)) {
+                        names_free(&used);
                         if (ret_error)
                                 *ret_error = xasprintf("the container name \"%s\" is already in use", cfg->name);
                         return -EEXIST;
@@ -385,15 +412,16 @@ int container_create(store *s, struct container_config *cfg, char **ret_error)
                 for (int tries = 0; tries < 100; tries++) {
                         free(cfg->name);
                         cfg->name = container_random_name();
-                        if (!name_in_use(s, cfg->name))
-                                break;
                         if (tries > 10) {
                                 char *n = xasprintf("%s%d", cfg->name, tries);
                                 free(cfg->name);
                                 cfg->name = n;
                         }
+                        if (!name_in(&used, cfg->name))
+                                break;
                 }
         }
+        names_free(&used);
         container_new_id(cfg->id);
         free(cfg->upper);
         cfg->upper = xasprintf("%s/containers/%s/upper", store_root(s), cfg->id);
