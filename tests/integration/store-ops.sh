@@ -15,6 +15,17 @@ _bin_only() {
 	fx_busybox_rootfs "$1"
 	rm -rf "${1:?}"/{etc,home,root,tmp,var,dev,proc,sys,sbin,usr}
 }
+# The rest of the rootfs, bin/ left as it is: fx_busybox_rootfs over the bin-only tree would
+# rewrite bin/ too (new mtimes), and a second layer holding the whole rootfs made in the same
+# second as a's is a's layer, byte for byte (b then has one new layer, not two).
+_the_rest() {
+	local t
+	t=$(mktemp -d "$TMP/rest.XXXXXX")
+	fx_busybox_rootfs "$t"
+	rm -rf "${t:?}/bin"
+	cp -a "$t/." "$1/"
+	rm -rf "$t"
+}
 _own_layer() {
 	mkdir -p "$1/own"
 	head -c 300000 /dev/urandom >"$1/own/random"
@@ -24,7 +35,7 @@ fx_busybox_image "$TMP/a" v1
 umoci init --layout "$TMP/b"
 umoci new --image "$TMP/b:v1"
 _fx_bundle_edit "$TMP/b" v1 "bin only" _bin_only
-_fx_bundle_edit "$TMP/b" v1 "the rest" fx_busybox_rootfs
+_fx_bundle_edit "$TMP/b" v1 "the rest" _the_rest
 _fx_config "$TMP/b" v1
 cp -a "$TMP/a" "$TMP/c"
 _fx_bundle_edit "$TMP/c" v1 "a layer of its own" _own_layer
