@@ -255,6 +255,13 @@ static int check_containers(struct check *c)
                         problem(c, false, "container %.12s: its upper directory is missing", cs[i].id);
         }
         store_containers_free(cs, n);
+        int bad;
+        r = store_names_check(c->s, c->repair, &bad);
+        if (r < 0)
+                return r;
+        if (bad)
+                problem(c, c->repair, "the container names index (names/) disagrees with the records in %d place%s", bad,
+                        bad == 1 ? "" : "s");
         return 0;
 }
 

@@ -434,6 +434,166 @@ void store_containers_free(struct store_container *c, size_t n)
         free(c);
 }
 
+/* ---- container names ---- */
+
+static bool container_exists(store *s, const char *id)
+{
+        uint8_t d[DIGEST_LEN];
+        if (digest_parse_hex(id, d) < 0)
+                return false;
+        _cleanup_free_ char *rel = xasprintf("containers/%s/config.json", id);
+        struct stat st;
+        return fstatat(s->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* A name that can be a file name in names/ (container names are [a-zA-Z0-9][a-zA-Z0-9_.-]*). */
+static bool name_file_ok(const char *name) { return *name && *name != '.' && !strchr(name, '/') && strlen(name) < 256; }
+
+/* The names/ directory; built from the records when it is missing and build is set. */
+static int names_open(store *s, bool build)
+{
+        int fd = openat(s->dirfd, "names", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0 || errno != ENOENT || !build)
+                return fd >= 0 ? fd : -errno;
+        struct store_container *cs = NULL;
+        size_t n = 0;
+        int r = store_list_containers(s, NULL, NULL, &cs, &n);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        _cleanup_free_ char *tmp = NULL;
+        r = store_mkdtemp(s, &tmp);
+        if (r == 0) {
+                _cleanup_close_ int tfd = openat(s->dirfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (tfd < 0)
+                        r = -errno;
+                for (size_t i = 0; r == 0 && i < n; i++)
+                        if (cs[i].name && name_file_ok(cs[i].name) && symlinkat(cs[i].id, tfd, cs[i].name) < 0 &&
+                            errno != EEXIST)
+                                r = -errno;
+                if (r == 0 && renameat(s->dirfd, tmp, s->dirfd, "names") < 0)
+                        r = -errno;
+                if (r < 0)
+                        util_rm_rf_at(s->dirfd, tmp);
+        }
+        store_containers_free(cs, n);
+        if (r < 0)
+                return r;
+        fd = openat(s->dirfd, "names", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        return fd >= 0 ? fd : -errno;
+}
+
+/* The id names/name points to, in id (65 bytes); -ENOENT when there is none. */
+static int name_target(int fd, const char *name, char id[DIGEST_HEX_LEN + 1])
+{
+        char buf[DIGEST_HEX_LEN + 2];
+        ssize_t k = readlinkat(fd, name, buf, sizeof(buf));
+        if (k < 0)
+                return errno == EINVAL ? -ENOENT : -errno; /* not a link: names nothing */
+        if (k != DIGEST_HEX_LEN)
+                return -ENOENT;
+        memcpy(id, buf, DIGEST_HEX_LEN);
+        id[DIGEST_HEX_LEN] = '\0';
+        return 0;
+}
+
+int store_name_claim(store *s, const char *name, const char *id)
+{
+        if (!name_file_ok(name))
+                return -EINVAL;
+        _cleanup_close_ int fd = names_open(s, true);
+        if (fd < 0)
+                return fd;
+        for (int tries = 0; tries < 3; tries++) {
+                if (symlinkat(id, fd, name) == 0)
+                        return 0;
+                if (errno != EEXIST)
+                        return -errno;
+                char old[DIGEST_HEX_LEN + 1];
+                if (name_target(fd, name, old) == 0 && container_exists(s, old))
+                        return -EEXIST;
+                /* stale: its container is gone (a crash between the two) */
+                if (unlinkat(fd, name, 0) < 0 && errno != ENOENT)
+                        return -errno;
+        }
+        return -EEXIST;
+}
+
+void store_name_release(store *s, const char *name, const char *id)
+{
+        if (!name_file_ok(name))
+                return;
+        _cleanup_close_ int fd = names_open(s, false);
+        char cur[DIGEST_HEX_LEN + 1];
+        if (fd >= 0 && name_target(fd, name, cur) == 0 && strcmp(cur, id) == 0)
+                unlinkat(fd, name, 0);
+}
+
+int store_name_lookup(store *s, const char *name, char ret_id[DIGEST_HEX_LEN + 1])
+{
+        if (!name_file_ok(name))
+                return -ENOENT;
+        _cleanup_close_ int fd = names_open(s, false);
+        if (fd < 0)
+                return fd == -ENOENT ? -ENOSYS : fd;
+        char id[DIGEST_HEX_LEN + 1];
+        int r = name_target(fd, name, id);
+        if (r < 0)
+                return r;
+        if (!container_exists(s, id))
+                return -ENOENT;
+        memcpy(ret_id, id, sizeof(id));
+        return 0;
+}
+
+int store_names_check(store *s, bool repair, int *ret_problems)
+{
+        *ret_problems = 0;
+        _cleanup_close_ int fd = names_open(s, false);
+        if (fd == -ENOENT)
+                return 0; /* built when first needed */
+        if (fd < 0)
+                return fd;
+        struct store_container *cs;
+        size_t n;
+        int r = store_list_containers(s, NULL, NULL, &cs, &n);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r < 0)
+                n = 0, cs = NULL;
+        int problems = 0;
+        for (size_t i = 0; i < n; i++) {
+                char id[DIGEST_HEX_LEN + 1];
+                if (cs[i].name && name_file_ok(cs[i].name) &&
+                    (name_target(fd, cs[i].name, id) < 0 || strcmp(id, cs[i].id) != 0))
+                        problems++; /* a named container without its link */
+        }
+        DIR *d = fdopendir(dup(fd));
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                char id[DIGEST_HEX_LEN + 1];
+                bool ok = name_target(fd, de->d_name, id) == 0;
+                size_t i = 0;
+                while (ok && i < n && strcmp(cs[i].id, id) != 0)
+                        i++;
+                if (!ok || i == n || !cs[i].name || strcmp(cs[i].name, de->d_name) != 0)
+                        problems++; /* a link to nothing, or to a container of another name */
+        }
+        if (d)
+                closedir(d);
+        store_containers_free(cs, n);
+        if (problems && repair) {
+                close(fd);
+                fd = -1;
+                r = util_rm_rf_at(s->dirfd, "names"); /* built again from the records on next use */
+                if (r < 0)
+                        return r;
+        }
+        *ret_problems = problems;
+        return 0;
+}
+
 int store_list_containers(store *s, bool (*known)(void *ud, const char *id), void *ud, struct store_container **ret,
                           size_t *ret_n)
 {

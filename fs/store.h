@@ -95,6 +95,20 @@ struct store_container {
         char *upper;    /* absolute path of the upper dir */
         bool known;     /* listed by id only (see store_list_containers) */
 };
+/*
+ * Container names: names/<name> is a symlink to the id of the container of that name. A create
+ * claims its name with one symlinkat (two creates never get one name), rm releases it, and a
+ * lookup reads one link instead of every record. A link whose container is gone (a crash
+ * between the two) names nothing and may be claimed again. names/ is built from the records
+ * when missing (a store from before it, or after `ctfs check --repair`). Claim and release
+ * under the store lock.
+ */
+int store_name_claim(store *s, const char *name, const char *id); /* -EEXIST: in use */
+void store_name_release(store *s, const char *name, const char *id);
+/* -ENOENT: no such name; -ENOSYS: no names/ yet (the caller reads the records). */
+int store_name_lookup(store *s, const char *name, char ret_id[DIGEST_HEX_LEN + 1]);
+/* Links that disagree with the records, counted; repair removes names/ (built again). */
+int store_names_check(store *s, bool repair, int *ret_problems);
 /* The containers' records. known (may be NULL) names the ids the caller already has: a record
  * never changes once written, so those are listed with their id only, unread. */
 int store_list_containers(store *s, bool (*known)(void *ud, const char *id), void *ud, struct store_container **ret,

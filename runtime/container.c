@@ -344,47 +344,6 @@ static int write_json_at(int dirfd, const char *path, json_object *o, bool durab
         return (durable ? util_write_file_atomic_at : util_replace_file_at)(dirfd, path, text, strlen(text), 0644);
 }
 
-/* The names of all containers, sorted (one read of every record: the caller holds the store
- * lock, so none appears meanwhile). */
-struct names {
-        char **v;
-        size_t n;
-};
-
-static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void names_load(store *s, struct names *ret)
-{
-        *ret = (struct names){ 0 };
-        char **ids;
-        size_t n;
-        if (container_list(s, &ids, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++) {
-                struct container_config c = { 0 };
-                if (container_load(s, ids[i], &c) == 0 && c.name) {
-                        ret->v = xrealloc(ret->v, (ret->n + 1) * sizeof(*ret->v));
-                        ret->v[ret->n++] = TAKE_PTR(c.name);
-                }
-                container_config_free(&c);
-        }
-        container_ids_free(ids, n);
-        if (ret->n)
-                qsort(ret->v, ret->n, sizeof(*ret->v), cmp_name);
-}
-
-static bool name_in(const struct names *ns, const char *name)
-{
-        return ns->n && bsearch(&name, ns->v, ns->n, sizeof(*ns->v), cmp_name);
-}
-
-static void names_free(struct names *ns)
-{
-        for (size_t i = 0; i < ns->n; i++)
-                free(ns->v[i]);
-        free(ns->v);
-}
-
 int container_create(store *s, struct container_config *cfg, char **ret_error)
 {
         int dfd = store_dirfd(s);
@@ -399,17 +358,20 @@ int container_create(store *s, struct container_config *cfg, char **ret_error)
         _cleanup_close_ int lock = store_lock(s);
         if (lock < 0)
                 return lock;
-        struct names used;
-        names_load(s, &used);
+        container_new_id(cfg->id);
+        /* the name first: one symlinkat in names/ (fs/store.h) decides who has it */
         if (cfg->name) {
-                if (name_in(&used, cfg->name)) {
-                        names_free(&used);
+                int r = store_name_claim(s, cfg->name, cfg->id);
+                if (r < 0) {
                         if (ret_error)
-                                *ret_error = xasprintf("the container name \"%s\" is already in use", cfg->name);
-                        return -EEXIST;
+                                *ret_error = r == -EEXIST
+                                                     ? xasprintf("the container name \"%s\" is already in use", cfg->name)
+                                                     : xasprintf("container name \"%s\": %s", cfg->name, strerror(-r));
+                        return r;
                 }
         } else {
-                for (int tries = 0; tries < 100; tries++) {
+                int r = -EEXIST;
+                for (int tries = 0; tries < 100 && r == -EEXIST; tries++) {
                         free(cfg->name);
                         cfg->name = container_random_name();
                         if (tries > 10) {
@@ -417,12 +379,11 @@ int container_create(store *s, struct container_config *cfg, char **ret_error)
                                 free(cfg->name);
                                 cfg->name = n;
                         }
-                        if (!name_in(&used, cfg->name))
-                                break;
+                        r = store_name_claim(s, cfg->name, cfg->id);
                 }
+                if (r < 0)
+                        return r;
         }
-        names_free(&used);
-        container_new_id(cfg->id);
         free(cfg->upper);
         cfg->upper = xasprintf("%s/containers/%s/upper", store_root(s), cfg->id);
         struct timespec ts;
@@ -434,8 +395,10 @@ int container_create(store *s, struct container_config *cfg, char **ret_error)
         /* Build the whole directory under tmp/, then one rename publishes it. */
         _cleanup_free_ char *tmp = NULL, *dst = xasprintf("containers/%s", cfg->id);
         int r = store_mkdtemp(s, &tmp);
-        if (r < 0)
+        if (r < 0) {
+                store_name_release(s, cfg->name, cfg->id);
                 return r;
+        }
         _cleanup_close_ int tfd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (tfd < 0) {
                 r = -errno;
@@ -471,6 +434,7 @@ int container_create(store *s, struct container_config *cfg, char **ret_error)
         return 0;
 fail:
         util_rm_rf_at(dfd, tmp);
+        store_name_release(s, cfg->name, cfg->id);
         return r;
 }
 
@@ -568,11 +532,19 @@ int container_resolve(store *s, const char *what, char ret_id[CONTAINER_ID_LEN +
         for (size_t i = 0; i < n && found < 0; i++)
                 if (!strcmp(ids[i], what))
                         found = (int)i;
-        for (size_t i = 0; i < n && found < 0; i++) {
-                struct container_config c = { 0 };
-                if (container_load(s, ids[i], &c) == 0 && c.name && !strcmp(c.name, what))
-                        found = (int)i;
-                container_config_free(&c);
+        if (found < 0) {
+                char id[CONTAINER_ID_LEN + 1];
+                int k = store_name_lookup(s, what, id);
+                for (size_t i = 0; k == 0 && i < n && found < 0; i++)
+                        if (!strcmp(ids[i], id))
+                                found = (int)i;
+                for (size_t i = 0; k == -ENOSYS && i < n && found < 0; i++) {
+                        /* a store from before names/: read the records */
+                        struct container_config c = { 0 };
+                        if (container_load(s, ids[i], &c) == 0 && c.name && !strcmp(c.name, what))
+                                found = (int)i;
+                        container_config_free(&c);
+                }
         }
         if (found < 0 && len > 0 && len < CONTAINER_ID_LEN)
                 for (size_t i = 0; i < n; i++)
@@ -653,16 +625,25 @@ int container_remove(store *s, const char *id)
                 return lock;
         _cleanup_free_ char *rel = xasprintf("containers/%s", id);
         _cleanup_free_ char *tmp = NULL;
+        struct container_config cfg = { 0 };
+        bool named = container_load(s, id, &cfg) == 0 && cfg.name;
         int r = store_mkdtemp(s, &tmp);
-        if (r < 0)
+        if (r < 0) {
+                container_config_free(&cfg);
                 return r;
-        /* One rename makes it disappear (the daemon sees it gone at once), then delete. */
+        }
+        /* One rename makes it disappear (the daemon sees it gone at once), then delete; its
+         * name goes last (a crash in between leaves a link to nothing, which names nothing). */
         _cleanup_free_ char *dst = xasprintf("%s/c", tmp);
         if (renameat(dfd, rel, dfd, dst) < 0) {
                 r = -errno;
                 util_rm_rf_at(dfd, tmp);
+                container_config_free(&cfg);
                 return r;
         }
+        if (named)
+                store_name_release(s, cfg.name, id);
+        container_config_free(&cfg);
         r = util_rm_rf_at(dfd, tmp);
         return r < 0 ? r : 0;
 }

@@ -57,3 +57,17 @@ printf '[1,2' >"$CTFS_ROOT/refs.json"
 t_fail "a broken refs.json fails check" ctfs check
 t_ok "check --repair resets it" ctfs check --repair
 t_ok "check passes" ctfs check
+
+# the container names index (names/)
+ctfs pull -q "oci:$TMP/img:v1" >/dev/null
+cid=$(ctfs create --name named localhost/img:v1 true)
+t_ok "check passes with a named container" ctfs check
+rm "$CTFS_ROOT/names/named"
+ln -s "$(printf '%064d' 9)" "$CTFS_ROOT/names/ghost"
+t_fail "a names/ index that disagrees with the records fails check" ctfs check
+t_like "it says so" "$(cat "$T_OUT")" 'names index \(names/\) disagrees with the records in 2 places'
+t_ok "check --repair" ctfs check --repair
+t_ok "check passes" ctfs check
+t_fail "the name is still taken (names/ built again from the records)" ctfs create --name named localhost/img:v1 true
+t_is "... and links to its container" "$(readlink "$CTFS_ROOT/names/named")" "$cid"
+t_ok "rm it" ctfs rm "$cid"

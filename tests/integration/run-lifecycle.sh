@@ -224,8 +224,23 @@ t_is "the change is in the upper dir" "$(cat "$CTFS_ROOT/containers/$id/upper/st
 run_out --name keep "$IMG" true
 t_is "names are unique" "$rc" 125
 t_like "... saying so" "$out" "already in use"
+t_is "the name's link in names/ (the index create claims it with)" "$(readlink "$CTFS_ROOT/names/keep")" "$id"
 t_ok "rm a stopped container" ctfs rm keep
 t_fail "... record and upper dir gone" test -e "$CTFS_ROOT/containers/$id"
+t_fail "... and its name's link" test -L "$CTFS_ROOT/names/keep"
+# a link left by a crash (its container gone) names nothing: the name is free
+ln -s "$(printf '%064d' 7)" "$CTFS_ROOT/names/crashed"
+t_fail "a stale name link resolves to nothing" ctfs inspect crashed
+id2=$(ctfs create --name crashed "$IMG" true)
+t_is "... and its name can be taken" "$(readlink "$CTFS_ROOT/names/crashed")" "$id2"
+t_is "... and resolves to the new container" "$(ctfs inspect crashed | jq -r '.[0].Id // .Id')" "$id2"
+# a store from before names/: the index is built from the records, names stay taken
+rm -rf "$CTFS_ROOT/names"
+t_is "without names/, a name still resolves (from the records)" "$(ctfs inspect crashed | jq -r '.[0].Id // .Id')" "$id2"
+run_out --name crashed "$IMG" true
+t_like "... and stays taken (names/ built from the records)" "$out" "already in use"
+t_is "... names/ is back" "$(readlink "$CTFS_ROOT/names/crashed")" "$id2"
+t_ok "rm it" ctfs rm crashed
 
 run_out --rm --name gone "$IMG" true
 t_is "--rm removes the container at exit" "$(ctfs ps -aq)" ""
