@@ -33,6 +33,8 @@
 #define STR(x) STR_(x)
 
 static view *V(fuse_req_t req) { return fuse_req_userdata(req); }
+/* The session, for notifications sent from request handlers. */
+static struct fuse_session *session;
 /* An open file's handle: the view_file, with its pt_mode in the low bits (it is malloc'd). */
 static view_file *F(struct fuse_file_info *fi) { return fi ? (view_file *)(uintptr_t)(fi->fh & ~(uint64_t)3) : NULL; }
 static enum pt_mode M(struct fuse_file_info *fi) { return (enum pt_mode)(fi->fh & 3); }
@@ -63,6 +65,20 @@ static enum pt_mode open_mode(fuse_ino_t ino, view_file *f, int flags, bool keep
         if (m == PT_PASSTHROUGH)
                 pt_mark(backing);
         return m;
+}
+
+/* Clear setuid, setgid and security.capability as the kernel would before a write by the
+ * caller (FUSE_HANDLE_KILLPRIV_V2, see passthrough.h): 0, or -errno. */
+static int kill_priv(fuse_req_t req, fuse_ino_t ino)
+{
+        if (!pt_killpriv() || fuse_req_ctx(req)->uid == 0)
+                return 0;
+        int r = view_kill_priv(V(req), ino);
+        if (r > 0)
+                /* the kernel's cached mode must not outlive the change (no write may follow to
+                 * refresh it); attributes only, no page lock: safe from a handler */
+                fuse_lowlevel_notify_inval_inode(session, ino, -1, 0);
+        return r < 0 ? r : 0;
 }
 
 /* Whether an open with these flags may change the file's data (and so copy it up). */
@@ -186,6 +202,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 return;
         }
         r = valid ? view_setattr(V(req), ino, F(fi), attr, valid, &st, &t) : view_getattr(V(req), ino, F(fi), &st, &t);
+        if (r == 0 && (valid & VIEW_SET_SIZE) && pt_killpriv() && fuse_req_ctx(req)->uid != 0) {
+                /* ours to do with FUSE_HANDLE_KILLPRIV_V2 (see passthrough.h); the reply
+                 * carries the new mode */
+                r = view_kill_priv(V(req), ino);
+                if (r >= 0)
+                        r = view_getattr(V(req), ino, F(fi), &st, &t);
+        }
         if (valid & VIEW_SET_SIZE)
                 pt_change_end(ino);
         if (r < 0)
@@ -283,6 +306,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 fuse_reply_err(req, ETXTBSY);
                 return;
         }
+        /* With FUSE_HANDLE_KILLPRIV_V2 the kernel leaves it to us, and writes that pass
+         * through never reach us: a caller other than root loses them when it opens for
+         * writing (see passthrough.h). */
+        if (changes) {
+                r = kill_priv(req, ino);
+                if (r < 0) {
+                        pt_close(ino, m);
+                        view_release(f);
+                        fuse_reply_err(req, -r);
+                        return;
+                }
+        }
         if (fuse_reply_open(req, fi) != 0) { /* interrupted: no file, no release */
                 pt_close(ino, m);
                 view_release(f);
@@ -332,7 +367,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
 {
-        (void)ino;
+        /* a write that reaches us (cached mode) kills as the open did: a bit set since (an
+         * unlinked file has no name left to change it through) */
+        int r = kill_priv(req, ino);
+        if (r < 0 && r != -ENOENT) {
+                fuse_reply_err(req, -r);
+                return;
+        }
         int fd = view_write_fd(F(fi));
         if (fd < 0) {
                 fuse_reply_err(req, -fd);
@@ -704,6 +745,7 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
         struct fuse_args args = FUSE_ARGS_INIT(o && o->debug ? 4 : 3, argv);
         struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), v);
         fuse_opt_free_args(&args); /* the session keeps copies of what it needs */
+        session = se;
         if (!se) {
                 ready(ready_fd, "error: cannot create the FUSE session\n");
                 view_free(v);

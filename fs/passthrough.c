@@ -19,6 +19,7 @@
  * libfuse 3.14 do not have yet. */
 #define PT_FUSE_INIT 26
 #define PT_FUSE_INIT_EXT (1u << 30)
+#define PT_FUSE_HANDLE_KILLPRIV_V2 (1u << 28)
 #define PT_FUSE_PASSTHROUGH_FLAGS2 (1u << 5) /* FUSE_PASSTHROUGH is bit 37: bit 5 of flags2 */
 #define PT_FOPEN_PASSTHROUGH (1u << 7)
 struct pt_in_header {
@@ -57,7 +58,7 @@ struct pt_backing_map {
 #define PT_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
 static atomic_uint_fast64_t init_unique = UINT64_MAX; /* the INIT request's, while unanswered */
-static atomic_bool offered, enabled;
+static atomic_bool offered, enabled, killpriv_offered, killpriv;
 static atomic_int device = -1;
 static _Thread_local int32_t marked;
 
@@ -71,6 +72,7 @@ ssize_t pt_io_read(int fd, void *buf, size_t len, void *ud)
         if (n >= (ssize_t)(sizeof(*h) + sizeof(struct pt_init_in)) && h->opcode == PT_FUSE_INIT) {
                 const struct pt_init_in *in = (const void *)(h + 1);
                 offered = (in->flags & PT_FUSE_INIT_EXT) && (in->flags2 & PT_FUSE_PASSTHROUGH_FLAGS2);
+                killpriv_offered = in->flags & PT_FUSE_HANDLE_KILLPRIV_V2;
                 init_unique = h->unique;
         }
         return n;
@@ -96,14 +98,28 @@ static bool is_reply(const struct iovec *iov, int count, uint64_t unique, size_t
 ssize_t pt_io_writev(int fd, struct iovec *iov, int count, void *ud)
 {
         (void)ud;
-        int32_t backing = marked;
-        marked = 0;
+        /* a mark is for the next reply written by this thread; notifications (unique 0)
+         * leave it */
+        int32_t backing = 0;
+        if (count >= 1 && iov[0].iov_len == sizeof(struct pt_out_header) &&
+            ((const struct pt_out_header *)iov[0].iov_base)->unique != 0) {
+                backing = marked;
+                marked = 0;
+        }
         uint64_t iu = init_unique;
         if (iu != UINT64_MAX && is_reply(iov, count, iu, sizeof(struct pt_init_out))) {
                 init_unique = UINT64_MAX;
                 char *out = iov[1].iov_base;
                 uint32_t flags;
                 memcpy(&flags, out + offsetof(struct pt_init_out, flags), sizeof(flags));
+                if (killpriv_offered) {
+                        /* the daemon kills suid/sgid/capabilities (see pt_killpriv): the kernel
+                         * then marks the superblock SB_NOSEC, and a file found without them
+                         * is written with no GETXATTR round trip per write(2) */
+                        flags |= PT_FUSE_HANDLE_KILLPRIV_V2;
+                        memcpy(out + offsetof(struct pt_init_out, flags), &flags, sizeof(flags));
+                        killpriv = true;
+                }
                 if (offered && (flags & PT_FUSE_INIT_EXT)) {
                         /* backing files on a plain filesystem: the mount stacks one deep, so
                          * the kernel's overlayfs may still use it as a layer */
@@ -134,6 +150,8 @@ ssize_t pt_io_writev(int fd, struct iovec *iov, int count, void *ud)
 void pt_set_device(int fd) { device = fd; }
 
 bool pt_enabled(void) { return enabled; }
+
+bool pt_killpriv(void) { return killpriv; }
 
 void pt_mark(int32_t backing) { marked = backing; }
 

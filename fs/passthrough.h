@@ -6,9 +6,10 @@
  * and container view of one object shares it.
  *
  * libfuse 3.14 predates the feature, so this module speaks the parts of the protocol libfuse
- * does not: it is the session's I/O layer (fuse_session_custom_io), adds FUSE_PASSTHROUGH to
- * the INIT reply when the kernel offers it, and a backing id to an OPEN or CREATE reply the
- * caller marked with pt_mark() (libfuse writes a reply on the replying thread).
+ * does not: it is the session's I/O layer (fuse_session_custom_io), adds FUSE_PASSTHROUGH and
+ * FUSE_HANDLE_KILLPRIV_V2 to the INIT reply when the kernel offers them, and a backing id to an
+ * OPEN or CREATE reply the caller marked with pt_mark() (libfuse writes a reply on the replying
+ * thread).
  *
  * The kernel's rule per inode: at a time, its open files are either all cached (the FUSE
  * inode's page cache) or all passthrough to one backing file; direct-I/O opens mix with both.
@@ -36,6 +37,16 @@ ssize_t pt_io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t le
 void pt_set_device(int fd);
 /* Whether the kernel agreed to passthrough in INIT. */
 bool pt_enabled(void);
+/*
+ * Whether the daemon kills setuid, setgid (with group execute) and security.capability
+ * itself (FUSE_HANDLE_KILLPRIV_V2, offered with INIT when the kernel has it): the kernel no
+ * longer sends a mode change before writes, and writes to a file it found clean cost no
+ * GETXATTR each. The daemon must then kill them on writes, truncation and chown by callers
+ * without CAP_FSETID; it does so when a caller other than root opens a file for writing or
+ * truncates it (writes that pass through never reach the daemon), and chown in the upper dir
+ * kills them as on any Linux filesystem.
+ */
+bool pt_killpriv(void);
 
 /* What an open file's data is. */
 enum pt_data {

@@ -2171,6 +2171,38 @@ int view_setxattr(view *v, uint64_t id, const char *name, const void *value, siz
         return xattr_change(v, id, name, value, size, flags, false);
 }
 
+int view_kill_priv(view *v, uint64_t id)
+{
+        vnode *n = node_of(v, id);
+        if (n->kind != VK_CNODE)
+                return 0;
+        struct stat st;
+        double t;
+        int r = view_getattr(v, id, NULL, &st, &t);
+        if (r < 0 || !S_ISREG(st.st_mode))
+                return r < 0 ? r : 0;
+        /* what the kernel's should_remove_suid() kills */
+        mode_t kill = st.st_mode & S_ISUID;
+        if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+                kill |= S_ISGID;
+        bool changed = false;
+        if (kill) {
+                struct stat a = { .st_mode = st.st_mode & ~kill };
+                struct stat out;
+                r = view_setattr(v, id, NULL, &a, VIEW_SET_MODE, &out, &t);
+                if (r < 0)
+                        return r;
+                changed = true;
+        }
+        if (view_getxattr(v, id, "security.capability", NULL, 0) >= 0) {
+                r = view_removexattr(v, id, "security.capability");
+                if (r < 0 && r != -ENODATA)
+                        return r;
+                changed = r == 0;
+        }
+        return changed;
+}
+
 int view_removexattr(view *v, uint64_t id, const char *name)
 {
         return xattr_change(v, id, name, NULL, 0, 0, true);

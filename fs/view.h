@@ -120,6 +120,10 @@ ssize_t view_getxattr(view *v, uint64_t id, const char *name, void *buf, size_t 
 ssize_t view_listxattr(view *v, uint64_t id, char *buf, size_t size);
 int view_setxattr(view *v, uint64_t id, const char *name, const void *value, size_t size, int flags);
 int view_removexattr(view *v, uint64_t id, const char *name);
+/* Before a write or truncation by a caller without CAP_FSETID: clear setuid, setgid (when
+ * group-executable) and security.capability of a container file, as the kernel does. 1 when
+ * something was cleared, 0 when there was nothing to clear. */
+int view_kill_priv(view *v, uint64_t id);
 int view_statfs(view *v, uint64_t id, struct statvfs *ret);
 
 /* Re-read the store's names now (the daemon calls this when the store changes) and report
