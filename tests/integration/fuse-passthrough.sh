@@ -170,6 +170,50 @@ t_is "  and the other container too" "$(head -c 4 "$C/bin/busybox" | od -An -c |
 
 t_ok "umount" ctfs umount "$MNT"
 
+# --- a mixed load on the per-node modes: nothing may fail with EIO, EBUSY or ETXTBSY ----------
+t_ok "mount again, without --debug" ctfs mount "$MNT"
+t_ok "5 s of image reads, runs of an image file, readers joining them, cached reads of image files in a container, and upper writes and re-reads, in parallel" python3 - "$img" "$C" <<'EOF'
+import hashlib, os, subprocess, sys, time
+img, c = sys.argv[1], sys.argv[2]
+want = hashlib.sha256(open(img + '/bin/busybox', 'rb').read()).hexdigest()
+end = time.time() + 5
+def worker(kind, k):
+    n = 0
+    while time.time() < end:
+        n += 1
+        if kind == 'image-read':
+            assert hashlib.sha256(open(img + '/bin/busybox', 'rb').read()).hexdigest() == want
+        elif kind == 'run':
+            subprocess.run([c + '/bin/busybox', 'true'], check=True)
+        elif kind == 'join':
+            with open(c + '/bin/busybox', 'rb') as f:
+                assert f.read(4) == b'\x7fELF'
+        elif kind == 'cached':
+            with open(c + '/etc/passwd', 'rb') as f:
+                assert b'root:' in f.read()
+        elif kind == 'upper':
+            p = '%s/tmp/mix-%d' % (c, k)
+            data = os.urandom(4096 + n % 7919)
+            with open(p, 'wb') as f:
+                f.write(data)
+            with open(p, 'rb') as f:
+                assert f.read() == data
+    os._exit(0)
+pids = []
+for k, kind in enumerate(['image-read', 'run', 'run', 'join', 'join', 'cached', 'upper', 'upper']):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            worker(kind, k)
+        except BaseException as e:
+            print(kind, repr(e), file=sys.stderr)
+            os._exit(1)
+    pids.append(pid)
+bad = [p for p in pids if os.waitpid(p, 0)[1] != 0]
+sys.exit(1 if bad else 0)
+EOF
+t_ok "  umount" ctfs umount "$MNT"
+
 # --- a store where the kernel refuses backing files: on overlayfs (a stacked filesystem) -------
 mkdir -p "$TMP/ovl/lower" "$TMP/ovl/upper" "$TMP/ovl/work" "$TMP/ovl/store"
 if mount -t overlay overlay -o "lowerdir=$TMP/ovl/lower,upperdir=$TMP/ovl/upper,workdir=$TMP/ovl/work" "$TMP/ovl/store"; then
