@@ -359,7 +359,7 @@ int daemon_umount(store *s, const char *mountpoint, char **ret_error)
 {
         struct record rec = { 0 };
         bool have = record_read(s, &rec) == 0;
-        _cleanup_free_ char *recmp = rec.mountpoint;
+        _cleanup_free_ _unused_ char *recmp = rec.mountpoint; /* frees it on return */
         _cleanup_free_ char *target = NULL;
         if (mountpoint) {
                 target = realpath(mountpoint, NULL);

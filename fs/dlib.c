@@ -52,36 +52,6 @@ static void check(struct lib *l, const char *missing)
         }
 }
 
-static void load_curl(void)
-{
-        void *h = open_lib(&curl_lib);
-        if (!h)
-                return;
-        const char *missing = NULL;
-        DLIB_CURL_SYMBOLS(DLIB_LOOKUP)
-        check(&curl_lib, missing);
-}
-
-static void load_archive(void)
-{
-        void *h = open_lib(&archive_lib);
-        if (!h)
-                return;
-        const char *missing = NULL;
-        DLIB_ARCHIVE_SYMBOLS(DLIB_LOOKUP)
-        check(&archive_lib, missing);
-}
-
-static void load_crypto(void)
-{
-        void *h = open_lib(&crypto_lib);
-        if (!h)
-                return;
-        const char *missing = NULL;
-        DLIB_CRYPTO_SYMBOLS(DLIB_LOOKUP)
-        check(&crypto_lib, missing);
-}
-
 static int result(struct lib *l, char **ret_error)
 {
         if (l->result < 0 && ret_error)
@@ -89,20 +59,23 @@ static int result(struct lib *l, char **ret_error)
         return l->result;
 }
 
-int dlib_curl_load(char **ret_error)
-{
-        pthread_once(&curl_lib.once, load_curl);
-        return result(&curl_lib, ret_error);
-}
-
-int dlib_archive_load(char **ret_error)
-{
-        pthread_once(&archive_lib.once, load_archive);
-        return result(&archive_lib, ret_error);
-}
-
-int dlib_crypto_load(char **ret_error)
-{
-        pthread_once(&crypto_lib.once, load_crypto);
-        return result(&crypto_lib, ret_error);
-}
+/* load_NAME() opens NAME_lib and looks up every symbol of SYMBOLS; dlib_NAME_load() runs it
+ * once. */
+#define DLIB_LOADER(name, SYMBOLS)                                                                 \
+        static void load_##name(void)                                                              \
+        {                                                                                          \
+                void *h = open_lib(&name##_lib);                                                   \
+                if (!h)                                                                            \
+                        return;                                                                    \
+                const char *missing = NULL;                                                        \
+                SYMBOLS(DLIB_LOOKUP)                                                               \
+                check(&name##_lib, missing);                                                       \
+        }                                                                                          \
+        int dlib_##name##_load(char **ret_error)                                                   \
+        {                                                                                          \
+                pthread_once(&name##_lib.once, load_##name);                                       \
+                return result(&name##_lib, ret_error);                                             \
+        }
+DLIB_LOADER(curl, DLIB_CURL_SYMBOLS)
+DLIB_LOADER(archive, DLIB_ARCHIVE_SYMBOLS)
+DLIB_LOADER(crypto, DLIB_CRYPTO_SYMBOLS)

@@ -302,3 +302,18 @@ int tree_getxattr(const tree *t, tree_ino ino, const char *name, const void **re
         }
         return -ENODATA;
 }
+
+ssize_t tree_getxattr_buf(const tree *t, tree_ino ino, const char *name, void *buf, size_t size)
+{
+        const void *v;
+        size_t len;
+        int r = tree_getxattr(t, ino, name, &v, &len);
+        if (r < 0)
+                return r;
+        if (size == 0)
+                return (ssize_t)len;
+        if (len > size)
+                return -ERANGE;
+        memcpy(buf, v, len);
+        return (ssize_t)len;
+}

@@ -105,6 +105,9 @@ int tree_xattr_at(const tree *t, tree_ino ino, uint32_t idx, const char **ret_na
                   const void **ret_value, size_t *ret_value_len);
 /* -ENODATA when absent. */
 int tree_getxattr(const tree *t, tree_ino ino, const char *name, const void **ret_value, size_t *ret_len);
+/* getxattr(2)'s answer for an entry's xattr: copied into buf, its length when size is 0,
+ * -ERANGE when buf is too small, -ENODATA when there is none. */
+ssize_t tree_getxattr_buf(const tree *t, tree_ino ino, const char *name, void *buf, size_t size);
 
 /*
  * The builder: a mutable tree in memory, used to index a layer while its tar streams by and to

@@ -1888,17 +1888,7 @@ ssize_t upper_getxattr(upper *u, const struct upper_dir *d, const char *name, co
                 struct tgt t = { pfd, name };
                 return t_getxattr(&t, xname, buf, size);
         }
-        const void *v;
-        size_t len;
-        r = tree_getxattr(u->t, ino, xname, &v, &len);
-        if (r < 0)
-                return r;
-        if (size == 0)
-                return (ssize_t)len;
-        if (len > size)
-                return -ERANGE;
-        memcpy(buf, v, len);
-        return (ssize_t)len;
+        return tree_getxattr_buf(u->t, ino, xname, buf, size);
 }
 
 ssize_t upper_listxattr(upper *u, const struct upper_dir *d, const char *name, char *buf, size_t size)

@@ -2077,17 +2077,7 @@ ssize_t view_getxattr(view *v, uint64_t id, const char *name, void *buf, size_t 
                 tree *t = node_tree(v, n);
                 if (!t)
                         return -EIO;
-                const void *val;
-                size_t len;
-                int r = tree_getxattr(t, n->tino, name, &val, &len);
-                if (r < 0)
-                        return r;
-                if (size == 0)
-                        return (ssize_t)len;
-                if (len > size)
-                        return -ERANGE;
-                memcpy(buf, val, len);
-                return (ssize_t)len;
+                return tree_getxattr_buf(t, n->tino, name, buf, size);
         }
         if (n->kind != VK_CNODE)
                 return -ENODATA;

@@ -116,6 +116,11 @@ chmod 4755 "$C/tmp/su"
 setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= "$C/tmp/su"
 t_ok "root writes to a setuid file" sh -c "echo y >> '$C/tmp/su'"
 t_is "  setuid stays (root has CAP_FSETID), as on any Linux filesystem" "$(stat -c %a "$C/tmp/su")" 4755
+setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= "$C/tmp/su"
+t_ok "chown of a setuid file with a capability" chown 12:34 "$C/tmp/su"
+t_is "  clears setuid, as on any Linux filesystem" "$(stat -c %a "$C/tmp/su")" 755
+t_fail "  and security.capability" getfattr -n security.capability "$C/tmp/su"
+chown 0:0 "$C/tmp/su"
 chmod 2777 "$C/tmp/su"
 t_ok "an unprivileged write to a setgid, group-executable file" nobody sh -c "echo z >> '$C/tmp/su'"
 t_is "  clears setgid" "$(stat -c %a "$C/tmp/su")" 777
