@@ -35,6 +35,8 @@
 static view *V(fuse_req_t req) { return fuse_req_userdata(req); }
 /* The session, for notifications sent from request handlers. */
 static struct fuse_session *session;
+/* The kernel lists directories without OPENDIR/RELEASEDIR round trips (see op_opendir). */
+static bool no_opendir;
 /* An open file's handle: the view_file, with its pt_mode in the low bits (it is malloc'd). */
 static view_file *F(struct fuse_file_info *fi) { return fi ? (view_file *)(uintptr_t)(fi->fh & ~(uint64_t)3) : NULL; }
 static enum pt_mode M(struct fuse_file_info *fi) { return (enum pt_mode)(fi->fh & 3); }
@@ -121,6 +123,10 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
                 conn->want |= FUSE_CAP_PARALLEL_DIROPS;
         if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
                 conn->want |= FUSE_CAP_CACHE_SYMLINKS; /* a symlink's target never changes in place */
+        /* checks a listing's mtime before it reuses it (the virtual directories' listings
+         * change with the store; see op_opendir) */
+        conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+        no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) && (conn->want & FUSE_CAP_AUTO_INVAL_DATA);
         /* We write as root, so the host would keep setuid bits on writes and chown by the
          * container: let the kernel's FUSE client clear them (it sends us a setattr). */
         conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
@@ -403,8 +409,20 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
         fuse_reply_err(req, -view_fsync(F(fi), datasync));
 }
 
+/*
+ * With no_opendir the first OPENDIR answers ENOSYS, and from then on the kernel opens
+ * directories by itself (a find over an image was an OPENDIR and a RELEASEDIR per directory and
+ * nothing else), keeps every listing (FOPEN_CACHE_DIR) and reads it again only when the
+ * directory's mtime or change counter moved: a container's directories change through the
+ * kernel, which counts the change; image directories never change; the virtual ones report an
+ * mtime that moves with the store and ask for it at every listing (attribute timeout 0).
+ */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+        if (no_opendir) {
+                fuse_reply_err(req, ENOSYS);
+                return;
+        }
         view_dir *d;
         int r = view_opendir(V(req), ino, &d);
         if (r < 0) {
@@ -421,10 +439,19 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 view_releasedir(d);
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
         view *v = V(req);
-        view_dir *d = (view_dir *)(uintptr_t)fi->fh;
+        view_dir *d = (view_dir *)(uintptr_t)fi->fh, *own = NULL;
+        if (!d) {
+                /* no OPENDIR (see there): a cursor for this request; the position says where */
+                int r = view_opendir(v, ino, &own);
+                if (r < 0) {
+                        fuse_reply_err(req, -r);
+                        return;
+                }
+                d = own;
+        }
         _cleanup_free_ char *buf = xmalloc(size);
         size_t used = 0;
         int err = 0;
@@ -466,6 +493,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
                 used += n;
                 off = next;
         }
+        view_releasedir(own);
         if (err && used == 0)
                 fuse_reply_err(req, err);
         else
@@ -474,14 +502,12 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-        (void)ino;
-        do_readdir(req, size, off, fi, false);
+        do_readdir(req, ino, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-        (void)ino;
-        do_readdir(req, size, off, fi, true);
+        do_readdir(req, ino, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

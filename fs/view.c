@@ -55,6 +55,7 @@ struct vcont {
         char *upper_path;
         atomic_bool gone;
         bool gone_told; /* v->lock: its names were reported gone (view_refresh) */
+        bool listed;    /* v->lock: in containers/ since its record was read */
         pthread_rwlock_t rw; /* write: anything that changes the upper dir */
         pthread_mutex_t open_lock;
         bool tried;
@@ -104,6 +105,7 @@ struct vnode {
         bool dmerge;         /* CNODE directories: what their children merge with */
         tree_ino dlower;
         view_file *files; /* CNODE: open files, for operations on an unlinked inode */
+        struct listing *listings; /* directories other than an image's: see view_readdir */
         vnode *anext, *aprev; /* every dynamic node, so that view_free finds them */
 };
 
@@ -145,6 +147,10 @@ struct view {
         uint32_t cont_slots;
         bool conts_loaded;
         struct stat conts_st;
+        /* mtimes of the virtual directories, moved on whenever their listing changes: the
+         * kernel keeps listings and drops one when its directory's mtime moves */
+        struct timespec refs_mtime, conts_mtime;
+        uint32_t listing_gen;
         struct imap **imap;
         size_t n_imap_buckets, n_imap;
         uint64_t upper_ino_next;
@@ -174,15 +180,42 @@ struct dent {
         mode_t type;
 };
 
+/* A snapshot of a directory's entries, read in pieces by one reader. Its generation is in the
+ * offsets it hands out, so that a reader goes on in the listing it began with, with or without
+ * an open directory handle. */
+struct listing {
+        struct listing *next;
+        uint32_t gen;
+        bool ended; /* its end was reported once: the kernel asks once more, then it goes */
+        struct dent *e;
+        size_t n_e;
+};
+
 struct view_dir {
         view *v;
         vnode *n;
-        struct dent *e;
-        size_t n_e;
-        bool built;
         char *name; /* image dirs: the current entry's name, NUL-terminated */
         size_t name_size;
 };
+
+static void listing_free(struct listing *l)
+{
+        if (!l)
+                return;
+        for (size_t i = 0; i < l->n_e; i++)
+                free(l->e[i].name);
+        free(l->e);
+        free(l);
+}
+
+static void listings_free(vnode *n)
+{
+        for (struct listing *l = n->listings, *next; l; l = next) {
+                next = l->next;
+                listing_free(l);
+        }
+        n->listings = NULL;
+}
 
 /* ---- node table ---- */
 
@@ -462,6 +495,7 @@ static void node_maybe_free(view *v, vnode *n)
                         else
                                 node_maybe_free(v, dir);
                 }
+                listings_free(n);
                 free(n->name);
                 free(n);
                 n = next;
@@ -587,6 +621,21 @@ static void image_release(view *v, struct vimage *img)
                 }
 }
 
+/* A virtual directory's listing changed: its mtime moves on (never back, never in place). */
+static void mtime_bump(struct timespec *t)
+{
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec < t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec <= t->tv_nsec)) {
+                now = *t;
+                if (++now.tv_nsec == 1000000000L) {
+                        now.tv_sec++;
+                        now.tv_nsec = 0;
+                }
+        }
+        *t = now;
+}
+
 /* Re-read refs.json when it changed. Called with v->lock held. */
 static void refs_refresh(view *v)
 {
@@ -634,6 +683,7 @@ static void refs_refresh(view *v)
         store_refs_free(refs, n);
         v->refs_st = st;
         v->refs_loaded = true;
+        mtime_bump(&v->refs_mtime);
 }
 
 /* The image's tree, opened once. Called with v->lock held. */
@@ -736,12 +786,15 @@ static void conts_refresh(view *v, bool force)
         free(live.ids);
         if (r < 0)
                 return;
+        bool changed = false;
         for (struct vcont *c = v->conts; c; c = c->next) {
                 bool found = false;
                 for (size_t i = 0; i < n && !found; i++)
                         found = strcmp(cs[i].id, c->id) == 0;
-                if (!found)
+                if (!found && !atomic_load(&c->gone)) {
                         atomic_store(&c->gone, true);
+                        changed = true;
+                }
                 if (atomic_load(&c->gone))
                         cont_release(c);
         }
@@ -765,17 +818,24 @@ static void conts_refresh(view *v, bool force)
                         c->next = v->conts;
                         v->conts = c;
                 }
+                char *name = cs[i].name && ref_name_ok(cs[i].name) && !strchr(cs[i].name, '/') &&
+                                             strlen(cs[i].name) != DIGEST_HEX_LEN
+                                     ? xstrdup(cs[i].name)
+                                     : NULL;
+                if (atomic_load(&c->gone) || !c->listed || (c->name == NULL) != (name == NULL) ||
+                    (name && strcmp(c->name, name) != 0))
+                        changed = true;
                 atomic_store(&c->gone, false);
                 c->gone_told = false;
+                c->listed = true;
                 free(c->name);
-                c->name = cs[i].name && ref_name_ok(cs[i].name) && !strchr(cs[i].name, '/') &&
-                                          strlen(cs[i].name) != DIGEST_HEX_LEN
-                                  ? xstrdup(cs[i].name)
-                                  : NULL;
+                c->name = name;
         }
         store_containers_free(cs, n);
         v->conts_st = st;
         v->conts_loaded = true;
+        if (changed)
+                mtime_bump(&v->conts_mtime);
 }
 
 /* Lock a container for an operation and make sure its upper is open. */
@@ -849,6 +909,41 @@ static void imap_add(view *v, uint32_t slot, dev_t dev, ino_t ino, uint64_t val)
         m->next = v->imap[k];
         v->imap[k] = m;
         v->n_imap++;
+}
+
+/* An upper inode that goes with the name about to be removed: its number may be reused by
+ * the next file the upper dir gets, which must not inherit the number (and node) shown for this
+ * one. Fills *ret (dev 0: none) before the removal; imap_forget after it. Container lock held. */
+struct upper_key {
+        dev_t dev;
+        ino_t ino;
+};
+
+static void upper_key_of(upper *u, const struct upper_dir *d, const char *name, struct upper_key *ret)
+{
+        struct upper_ent e;
+        ret->dev = 0;
+        ret->ino = 0;
+        if (upper_lookup(u, d, name, &e) == 0 && e.in_upper && (S_ISDIR(e.st.st_mode) || e.st.st_nlink <= 1)) {
+                ret->dev = e.st.st_dev;
+                ret->ino = e.st.st_ino;
+        }
+}
+
+/* v->lock held */
+static void imap_forget(view *v, uint32_t slot, const struct upper_key *k)
+{
+        if (!k->dev || !v->n_imap_buckets)
+                return;
+        size_t b = hash_mix(hash_mix(slot, k->dev), k->ino) & (v->n_imap_buckets - 1);
+        for (struct imap **p = &v->imap[b]; *p; p = &(*p)->next)
+                if ((*p)->slot == slot && (*p)->dev == k->dev && (*p)->ino == k->ino) {
+                        struct imap *m = *p;
+                        *p = m->next;
+                        free(m);
+                        v->n_imap--;
+                        return;
+                }
 }
 
 /* The inode number the container shows for an entry: the lower origin's while the entry is
@@ -1003,15 +1098,35 @@ static void cont_entry(view *v, vnode *parent, const char *name, const struct up
 
 /* ---- attributes ---- */
 
-static void virt_dir_stat(view *v, uint64_t ino, struct stat *st)
+/* The store is re-read first: the mtime tells the kernel whether its listing is still good.
+ * v->lock held. */
+static void virt_dir_stat(view *v, vnode *n, struct stat *st)
 {
         memset(st, 0, sizeof(*st));
-        st->st_ino = ino;
+        st->st_ino = n->ino;
         st->st_mode = S_IFDIR | 0555;
         st->st_nlink = 2;
         st->st_blksize = 4096;
-        st->st_mtim = st->st_atim = st->st_ctim = v->started;
+        switch (n->kind) {
+        case VK_IMAGES:
+        case VK_IPREFIX:
+                refs_refresh(v);
+                st->st_mtim = v->refs_mtime;
+                break;
+        case VK_CONTAINERS:
+                conts_refresh(v, true);
+                st->st_mtim = v->conts_mtime;
+                break;
+        default:
+                st->st_mtim = v->started;
+                break;
+        }
+        st->st_atim = st->st_ctim = st->st_mtim;
 }
+
+/* Virtual directories other than the root change with the store: their attributes are asked
+ * for again at each use (a listing's mtime), their names stay a second. */
+static double virt_attr_timeout(const vnode *n) { return n->kind == VK_ROOT ? VIRT_TIMEOUT : 0; }
 
 static void image_stat(struct vimage *img, tree_ino t, const struct tree_inode *i, struct stat *st)
 {
@@ -1052,8 +1167,10 @@ static int node_stat(view *v, vnode *n, struct stat *st, double *timeout)
         case VK_IMAGES:
         case VK_CONTAINERS:
         case VK_IPREFIX:
-                virt_dir_stat(v, n->ino, st);
-                *timeout = VIRT_TIMEOUT;
+                pthread_mutex_lock(&v->lock);
+                virt_dir_stat(v, n, st);
+                pthread_mutex_unlock(&v->lock);
+                *timeout = virt_attr_timeout(n);
                 return 0;
         case VK_CLINK:
                 memset(st, 0, sizeof(*st));
@@ -1120,8 +1237,9 @@ static int lookup_prefix(view *v, const char *prefix, const char *name, struct v
                                 n = node_get(v, VK_IPREFIX, NULL, 0, full, &is_new);
                                 if (is_new)
                                         n->ino = vname_ino(v, VK_IPREFIX, full);
-                                virt_dir_stat(v, n->ino, &ret->st);
-                                ret->entry_timeout = ret->attr_timeout = VIRT_TIMEOUT;
+                                virt_dir_stat(v, n, &ret->st);
+                                ret->entry_timeout = VIRT_TIMEOUT;
+                                ret->attr_timeout = virt_attr_timeout(n);
                         }
         }
         pthread_mutex_unlock(&v->lock);
@@ -1224,8 +1342,11 @@ int view_lookup(view *v, uint64_t parent, const char *name, struct view_entry *r
                 if (!n)
                         return -ENOENT;
                 ret->id = id_of(v, n);
-                virt_dir_stat(v, n->ino, &ret->st);
-                ret->entry_timeout = ret->attr_timeout = VIRT_TIMEOUT;
+                pthread_mutex_lock(&v->lock);
+                virt_dir_stat(v, n, &ret->st);
+                pthread_mutex_unlock(&v->lock);
+                ret->entry_timeout = VIRT_TIMEOUT;
+                ret->attr_timeout = virt_attr_timeout(n);
                 return 0;
         }
         case VK_IMAGES:
@@ -1561,12 +1682,16 @@ static int remove_entry(view *v, uint64_t parent, const char *name, bool dir)
         if (r < 0)
                 return r;
         struct cref cr;
+        struct upper_key k = { 0 };
         r = cref_dir(p, &cr);
-        if (r == 0)
+        if (r == 0) {
+                upper_key_of(p->c->u, &cr.d, name, &k);
                 r = dir ? upper_rmdir(p->c->u, &cr.d, name) : upper_unlink(p->c->u, &cr.d, name);
+        }
         if (r == 0) {
                 pthread_mutex_lock(&v->lock);
                 detach_name(v, p, name);
+                imap_forget(v, p->c->slot, &k);
                 pthread_mutex_unlock(&v->lock);
         }
         cref_done(&cr);
@@ -1599,12 +1724,16 @@ int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, 
         if (r < 0)
                 return r;
         struct cref sr, dr;
+        struct upper_key k = { 0 };
         memset(&dr, 0, sizeof(dr));
         r = cref_dir(p, &sr);
         if (r == 0)
                 r = cref_dir(np, &dr);
-        if (r == 0)
+        if (r == 0) {
+                if (!(flags & RENAME_EXCHANGE))
+                        upper_key_of(p->c->u, &dr.d, newname, &k); /* the file it replaces */
                 r = upper_rename(p->c->u, &sr.d, name, &dr.d, newname, flags);
+        }
         if (r == 0) {
                 pthread_mutex_lock(&v->lock);
                 struct cname *s = cname_find(v, p, name);
@@ -1626,6 +1755,8 @@ int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, 
                                 cname_remove(v, t);
                         if (s)
                                 cname_move(v, s, np, newname);
+                        /* (a target with one link is not another name of the source) */
+                        imap_forget(v, p->c->slot, &k);
                 }
                 node_maybe_free(v, p);
                 pthread_mutex_unlock(&v->lock);
@@ -1898,27 +2029,15 @@ uint64_t view_dir_id(view_dir *d) { return id_of(d->v, d->n); }
 
 bool view_dir_cacheable(view_dir *d) { return d->n->kind == VK_IMAGE || d->n->kind == VK_CNODE; }
 
-static void dir_clear(view_dir *d)
+static void dir_add(struct listing *l, const char *name, size_t len, uint64_t ino, mode_t type)
 {
-        for (size_t i = 0; i < d->n_e; i++)
-                free(d->e[i].name);
-        free(d->e);
-        d->e = NULL;
-        d->n_e = 0;
-}
-
-static void dir_add(view_dir *d, const char *name, size_t len, uint64_t ino, mode_t type)
-{
-        d->e = xrealloc(d->e, (d->n_e + 1) * sizeof(*d->e));
-        d->e[d->n_e++] = (struct dent){ xstrndup(name, len), ino, type };
+        l->e = xrealloc(l->e, (l->n_e + 1) * sizeof(*l->e));
+        l->e[l->n_e++] = (struct dent){ xstrndup(name, len), ino, type };
 }
 
 /* Snapshot a directory's entries (all kinds but image dirs, which are read in place). */
-static int dir_build(view_dir *d)
+static int dir_build(view *v, vnode *n, struct listing *d)
 {
-        view *v = d->v;
-        vnode *n = d->n;
-        dir_clear(d);
         switch (n->kind) {
         case VK_ROOT:
                 dir_add(d, "images", 6, v->images.ino, S_IFDIR);
@@ -2002,37 +2121,86 @@ static int dir_build(view_dir *d)
         }
 }
 
+/* Offsets of the snapshot listings: the generation above, the position below (0 and 1 are
+ * "." and ".."). An image directory's offsets are plain positions: it never changes. */
+#define LISTING_POS_BITS 32
+#define LISTING_POS_MASK ((1ULL << LISTING_POS_BITS) - 1)
+/* Snapshots kept per directory for readers that have not reached the end (more readers than
+ * this at once in one directory begin again from a new snapshot, at the same position) */
+#define LISTINGS_KEPT 4
+
+/* The node's snapshot of generation gen, or a new one (gen 0: always new), kept on the node.
+ * Returns 0 with v->lock held (another reader may drop an old snapshot), or a negative errno. */
+static int listing_get(view *v, vnode *n, uint32_t gen, struct listing **ret)
+{
+        pthread_mutex_lock(&v->lock);
+        for (struct listing *l = n->listings; gen && l; l = l->next)
+                if (l->gen == gen) {
+                        *ret = l;
+                        return 0;
+                }
+        pthread_mutex_unlock(&v->lock);
+        struct listing *l = xcalloc(1, sizeof(*l));
+        int r = dir_build(v, n, l);
+        if (r < 0) {
+                listing_free(l);
+                return r;
+        }
+        pthread_mutex_lock(&v->lock);
+        do
+                l->gen = ++v->listing_gen & (uint32_t)(LISTING_POS_MASK >> 1);
+        while (l->gen == 0);
+        l->next = n->listings;
+        n->listings = l;
+        size_t kept = 0;
+        for (struct listing **p = &n->listings; *p;) {
+                if (++kept > LISTINGS_KEPT) {
+                        struct listing *x = *p;
+                        *p = x->next;
+                        listing_free(x);
+                } else {
+                        p = &(*p)->next;
+                }
+        }
+        *ret = l;
+        return 0;
+}
+
+/* A reader reached the end of a snapshot: nobody else reads it (each begins its own).
+ * v->lock held. */
+static void listing_done(vnode *n, struct listing *l)
+{
+        for (struct listing **p = &n->listings; *p; p = &(*p)->next)
+                if (*p == l) {
+                        *p = l->next;
+                        listing_free(l);
+                        break;
+                }
+}
+
 int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct stat *ret_st, off_t *ret_next)
 {
         vnode *n = d->n;
         memset(ret_st, 0, sizeof(*ret_st));
         if (off < 0)
                 return -EINVAL;
-        if (n->kind != VK_IMAGE && (off == 0 || !d->built)) {
-                /* a snapshot from the start (rewinddir too); a directory that is gone (its
-                 * container removed) fails here rather than list "." and ".." */
-                int r = dir_build(d);
-                if (r < 0)
-                        return r;
-                d->built = true;
-        }
-        if (off == 0 || off == 1) {
-                *ret_name = off == 0 ? "." : "..";
-                ret_st->st_mode = S_IFDIR;
-                ret_st->st_ino = off == 0 ? (n == &v->root ? 1 : n->ino) : 1;
-                *ret_next = off + 1;
-                return 0;
-        }
-        size_t idx = (size_t)off - 2;
         if (n->kind == VK_IMAGE) {
+                if (off == 0 || off == 1) {
+                        *ret_name = off == 0 ? "." : "..";
+                        ret_st->st_mode = S_IFDIR;
+                        ret_st->st_ino = off == 0 ? n->ino : 1;
+                        *ret_next = off + 1;
+                        return 0;
+                }
+                size_t idx = (size_t)off - 2;
                 tree *t = node_tree(v, n);
                 if (!t)
                         return -EIO;
                 const char *nm;
                 size_t len;
                 tree_ino ino;
-                int r = tree_dir_entry(t, n->tino, (uint32_t)idx, &nm, &len, &ino);
-                if (r < 0 || idx > UINT32_MAX)
+                int r = idx > UINT32_MAX ? -ENOENT : tree_dir_entry(t, n->tino, (uint32_t)idx, &nm, &len, &ino);
+                if (r < 0)
                         return -ENOENT;
                 const struct tree_inode *i = tree_get(t, ino);
                 if (!i)
@@ -2050,12 +2218,45 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
                 *ret_next = off + 1;
                 return 0;
         }
-        if (idx >= d->n_e)
+        /* a snapshot from the start (rewinddir too), or the one this offset came from; a
+         * directory that is gone (its container removed) fails here rather than list "." and
+         * ".." */
+        struct listing *l;
+        uint32_t gen = (uint32_t)((uint64_t)off >> LISTING_POS_BITS);
+        size_t pos = (size_t)((uint64_t)off & LISTING_POS_MASK);
+        int r = listing_get(v, n, off == 0 ? 0 : gen, &l);
+        if (r < 0)
+                return r;
+        uint64_t base = (uint64_t)l->gen << LISTING_POS_BITS;
+        *ret_next = (off_t)(base | (pos + 1));
+        if (pos == 0 || pos == 1) {
+                pthread_mutex_unlock(&v->lock);
+                *ret_name = pos == 0 ? "." : "..";
+                ret_st->st_mode = S_IFDIR;
+                ret_st->st_ino = pos == 0 ? (n == &v->root ? 1 : n->ino) : 1;
+                return 0;
+        }
+        if (pos - 2 >= l->n_e) {
+                /* after a full reply the kernel asks once more, for the empty one */
+                if (l->ended)
+                        listing_done(n, l);
+                else
+                        l->ended = true;
+                pthread_mutex_unlock(&v->lock);
                 return -ENOENT;
-        *ret_name = d->e[idx].name;
-        ret_st->st_ino = d->e[idx].ino;
-        ret_st->st_mode = d->e[idx].type;
-        *ret_next = off + 1;
+        }
+        /* a copy: another reader may drop the snapshot once the lock is let go */
+        const struct dent *e = &l->e[pos - 2];
+        size_t len = strlen(e->name);
+        if (len + 1 > d->name_size) {
+                d->name_size = len + 1 > 256 ? len + 1 : 256;
+                d->name = xrealloc(d->name, d->name_size);
+        }
+        memcpy(d->name, e->name, len + 1);
+        ret_st->st_ino = e->ino;
+        ret_st->st_mode = e->type;
+        pthread_mutex_unlock(&v->lock);
+        *ret_name = d->name;
         return 0;
 }
 
@@ -2063,7 +2264,6 @@ void view_releasedir(view_dir *d)
 {
         if (!d)
                 return;
-        dir_clear(d);
         free(d->name);
         free(d);
 }
@@ -2289,6 +2489,7 @@ int view_new(store *s, view **ret)
         v->s = s;
         pthread_mutex_init(&v->lock, NULL);
         clock_gettime(CLOCK_REALTIME, &v->started);
+        v->refs_mtime = v->conts_mtime = v->started;
         v->root.kind = VK_ROOT;
         v->root.ino = 1;
         v->images.kind = VK_IMAGES;
@@ -2312,9 +2513,13 @@ void view_free(view *v)
                         free(cn->name);
                         free(cn);
                 }
+                listings_free(n);
                 free(n->name);
                 free(n);
         }
+        listings_free(&v->root);
+        listings_free(&v->images);
+        listings_free(&v->containers);
         free(v->buckets);
         free(v->cn_buckets); /* every name is on its node's list: freed with the nodes above */
         for (size_t i = 0; i < v->n_refs; i++)

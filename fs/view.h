@@ -104,10 +104,12 @@ void view_release(view_file *f);
 enum view_data { VIEW_DATA_IMAGE, VIEW_DATA_LOWER, VIEW_DATA_UPPER };
 int view_file_data(view_file *f, enum view_data *ret_kind);
 
-/* Directories: positions are opaque cookies > 0; 0 starts. */
+/* Directories: positions are opaque cookies > 0; 0 starts. A view_dir is a cursor only: a
+ * position from one handle goes on with another (the FUSE adapter lists directories without
+ * opendir, with a new handle per request), in the same snapshot of the directory. */
 int view_opendir(view *v, uint64_t id, view_dir **ret);
 /* Entry at position off (0 = first): name, st (st_ino and the type bits of st_mode) and the
- * next position. -ENOENT at the end. */
+ * next position. -ENOENT at the end. The name is valid until the next call with d. */
 int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct stat *ret_st, off_t *ret_next);
 /* The directory a view_dir lists (for readdirplus lookups). */
 uint64_t view_dir_id(view_dir *d);

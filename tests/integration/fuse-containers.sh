@@ -71,8 +71,16 @@ renameat2() { python3 "$TMP/renameat2.py" "$@"; }
 errno_is "File exists" renameat2 noreplace "$C/etc/new2" "$C/etc/passwd"
 t_ok "RENAME_EXCHANGE of an image dir and an upper dir" renameat2 exchange "$C/deep" "$C/a"
 t_ok "  exchanged" test -e "$C/a/a/b/c/leaf" -a -d "$C/deep/b"
+# An unlinked upper file's inode number comes back for the next file the upper dir gets (the
+# copy-up of the hardlink set below): the new file must not take the old one's identity.
+for i in $(seq 30); do echo "$i" >"$C/etc/f$i"; done
+stat "$C"/etc/f* >/dev/null
+rm "$C"/etc/f*
 t_ok "link to an image file" ln "$C/data/hl1" "$C/data/hl9"
 t_is "  the whole set: one inode, nlink 4" "$(stat -c '%i %h' "$C/data/hl1" "$C/data/sub/hl2" "$C/data/hl3" "$C/data/hl9" | sort -u | wc -l) $(stat -c %h "$C/data/hl9")" "1 4"
+for i in $(seq 30); do echo "$i" >"$C/etc/g$i"; done
+t_is "  new files after unlinks: each its own inode number" "$(stat -c %i "$C"/etc/g* "$C/data/hl1" | sort -u | wc -l)" 31
+rm "$C"/etc/g*
 t_ok "write through a link" sh -c "echo changed > '$C/data/hl9'"
 t_is "  seen through the others" "$(cat "$C/data/hl1" "$C/data/sub/hl2")" $'changed\nchanged'
 # every name of a hardlink set is one inode for the kernel: link counts and page cache shared

@@ -78,6 +78,37 @@ static bool listed(const char *path, const char *name, mode_t type)
         return found;
 }
 
+/* Up to max names of directory id from position off (skipping "." and ".."), each read with a
+ * new handle as the FUSE adapter does without OPENDIR; *off is where the next read begins. */
+static size_t list_from(uint64_t id, off_t *off, size_t max, char names[][64])
+{
+        size_t n = 0;
+        while (n < max) {
+                view_dir *d;
+                if (view_opendir(v, id, &d) < 0)
+                        break;
+                const char *nm;
+                struct stat st;
+                off_t next;
+                int r = view_readdir(v, d, *off, &nm, &st, &next);
+                if (r == 0 && strcmp(nm, ".") != 0 && strcmp(nm, "..") != 0)
+                        snprintf(names[n++], 64, "%s", nm);
+                view_releasedir(d);
+                if (r < 0)
+                        break;
+                *off = next;
+        }
+        return n;
+}
+
+static bool has(char names[][64], size_t n, const char *name)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                k += strcmp(names[i], name) == 0;
+        return k == 1;
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -270,6 +301,54 @@ int main(void)
                 ok(data && strcmp(data, "ELF-ish") == 0, "reads through the moved dir");
                 free(data);
                 ok(view_rmdir(v, croot, "etc") == -ENOTEMPTY, "rmdir non-empty: ENOTEMPTY");
+
+                /* listings without la directory handle: la position goes on in the snapshot it
+                 * came from, whatever changes meanwhile and however many readers there are */
+                {
+                        snprintf(p, sizeof(p), "%s/etc", cpath);
+                        uint64_t dir = walk(p, NULL);
+                        static char all[64][64], la[64][64], lb[64][64];
+                        for (int i = 0; i < 5; i++) {
+                                char nm[8];
+                                struct view_entry ne;
+                                view_file *nf;
+                                snprintf(nm, sizeof(nm), "n%d", i);
+                                if (view_create(v, &ctx, dir, nm, 0644, O_WRONLY, &ne, &nf) == 0)
+                                        view_release(nf);
+                        }
+                        off_t o = 0;
+                        size_t n_all = list_from(dir, &o, 64, all);
+                        ok(n_all == 8 && has(all, n_all, "hello") && has(all, n_all, "shadow") && has(all, n_all, "n4"),
+                           "a listing read one entry per handle is whole");
+                        off_t oa = 0, ob = 0;
+                        size_t na = list_from(dir, &oa, 2, la); /* reader A: two entries */
+                        struct view_entry e2;
+                        view_file *f2;
+                        ok(view_create(v, &ctx, dir, "late", 0644, O_WRONLY, &e2, &f2) == 0, "la file created meanwhile");
+                        view_release(f2);
+                        ok(view_unlink(v, dir, la[0]) == 0, "and one A listed removed");
+                        /* more readers than snapshots kept: each one that began goes on */
+                        static char lc[6][64][64];
+                        off_t oc[6] = { 0 };
+                        size_t nc[6];
+                        for (int i = 0; i < 6; i++)
+                                nc[i] = list_from(dir, &oc[i], 1, lc[i]);
+                        na += list_from(dir, &oa, 64, la + na);
+                        bool same = na == n_all;
+                        for (size_t i = 0; same && i < n_all; i++)
+                                same = has(la, na, all[i]);
+                        ok(same && !has(la, na, "late"), "reader A goes on in its snapshot: every name once, nothing new");
+                        size_t nb = list_from(dir, &ob, 64, lb);
+                        ok(nb == n_all && has(lb, nb, "late") && !has(lb, nb, la[0]),
+                           "la reader from the start sees the change");
+                        bool whole = true;
+                        for (int i = 0; i < 6; i++) {
+                                nc[i] += list_from(dir, &oc[i], 64, lc[i] + nc[i]);
+                                whole = whole && nc[i] == n_all && has(lc[i], nc[i], "late");
+                        }
+                        ok(whole, "six readers at once in one directory each list it whole");
+                }
+
                 struct statvfs sv;
                 ok(view_statfs(v, croot, &sv) == 0 && sv.f_bsize > 0, "statfs");
 
@@ -297,6 +376,35 @@ int main(void)
                 snprintf(p, sizeof(p), "%s/data/sub", cpath);
                 ok(view_unlink(v, walk(p, NULL), "hl2") == 0 && view_getattr(v, h1, NULL, &st, &t) == -ENOENT,
                    "no name left: ENOENT");
+
+                /* virtual directories: the mtime moves when the listing changes, not else */
+                {
+                        struct stat m1, m2, m3;
+                        ok(lstat_v("containers", &m1) == 0 && lstat_v("containers", &m2) == 0 &&
+                                   m1.st_mtim.tv_sec == m2.st_mtim.tv_sec && m1.st_mtim.tv_nsec == m2.st_mtim.tv_nsec,
+                           "containers/: the same mtime while nothing changes");
+                        char rec[600];
+                        snprintf(rec, sizeof(rec), "%s/containers/%s", root, cid);
+                        char rec2[600];
+                        snprintf(rec2, sizeof(rec2), "%s/containers/%.*s", root, DIGEST_HEX_LEN, "f00d000000000000000000000000000000000000000000000000000000000000");
+                        ok(rename(rec, rec2) == 0, "a container's record renamed away in the store");
+                        ok(lstat_v("containers", &m3) == 0 && (m3.st_mtim.tv_sec != m2.st_mtim.tv_sec ||
+                                                                m3.st_mtim.tv_nsec != m2.st_mtim.tv_nsec),
+                           "containers/: the mtime moved");
+                        ok(rename(rec2, rec) == 0, "and back");
+                        ok(listed("containers", cid, S_IFDIR), "listed again");
+                        ok(lstat_v("images", &m1) == 0 && lstat_v("images", &m2) == 0 &&
+                                   m1.st_mtim.tv_nsec == m2.st_mtim.tv_nsec && m1.st_mtim.tv_sec == m2.st_mtim.tv_sec,
+                           "images/: the same mtime while refs.json is unchanged");
+                        char json[1024];
+                        snprintf(json, sizeof(json), "{\"%s\":\"%s\",\"127.0.0.1:5000/deb/ian:bookworm\":\"%s\",\"localhost/new:1\":\"%s\"}",
+                                 FX_IMAGE_NAME, id, id, id);
+                        util_write_file_atomic_at(store_dirfd(s), "refs.json", json, strlen(json), 0644);
+                        ok(lstat_v("images", &m3) == 0 && (m3.st_mtim.tv_sec != m2.st_mtim.tv_sec ||
+                                                            m3.st_mtim.tv_nsec != m2.st_mtim.tv_nsec),
+                           "images/: the mtime moved with refs.json");
+                        ok(lstat_v("images/localhost", &m1) == 0 && m1.st_mtim.tv_nsec == m3.st_mtim.tv_nsec, "and its prefix dirs'");
+                }
         }
 
         view_free(v);
