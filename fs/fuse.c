@@ -123,10 +123,7 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
                 conn->want |= FUSE_CAP_PARALLEL_DIROPS;
         if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
                 conn->want |= FUSE_CAP_CACHE_SYMLINKS; /* a symlink's target never changes in place */
-        /* checks a listing's mtime before it reuses it (the virtual directories' listings
-         * change with the store; see op_opendir) */
-        conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-        no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) && (conn->want & FUSE_CAP_AUTO_INVAL_DATA);
+        no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
         /* We write as root, so the host would keep setuid bits on writes and chown by the
          * container: let the kernel's FUSE client clear them (it sends us a setattr). */
         conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
@@ -411,11 +408,12 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 /*
  * With no_opendir the first OPENDIR answers ENOSYS, and from then on the kernel opens
- * directories by itself (a find over an image was an OPENDIR and a RELEASEDIR per directory and
- * nothing else), keeps every listing (FOPEN_CACHE_DIR) and reads it again only when the
- * directory's mtime or change counter moved: a container's directories change through the
- * kernel, which counts the change; image directories never change; the virtual ones report an
- * mtime that moves with the store and ask for it at every listing (attribute timeout 0).
+ * directories by itself (a warm find over an image was an OPENDIR and a RELEASEDIR per directory
+ * and nothing else) and keeps every listing (FOPEN_CACHE_DIR), which it reads again when the
+ * directory changed through it (its change counter moved) or we drop it: image directories never
+ * change, a container's change only through the kernel, and the listings of the virtual ones
+ * (images/, containers/), which change with the store, are dropped as soon as they are complete
+ * (do_readdir), so that each listing asks again, as with OPENDIR.
  */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -493,11 +491,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
                 used += n;
                 off = next;
         }
+        bool drop = no_opendir && !err && used == 0 && !view_dir_cacheable(d);
         view_releasedir(own);
         if (err && used == 0)
                 fuse_reply_err(req, err);
         else
                 fuse_reply_buf(req, buf, used);
+        /* The empty reply made the kernel's copy of a virtual directory's listing complete:
+         * drop it (after the reply, which the kernel has processed once the write returned).
+         * No directory lock is taken for this (only the listing's pages), so a handler may. */
+        if (drop)
+                fuse_lowlevel_notify_inval_inode(session, ino, 0, 0);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)

@@ -147,8 +147,7 @@ struct view {
         uint32_t cont_slots;
         bool conts_loaded;
         struct stat conts_st;
-        /* mtimes of the virtual directories, moved on whenever their listing changes: the
-         * kernel keeps listings and drops one when its directory's mtime moves */
+        /* mtimes of the virtual directories, moved on whenever their listing changes */
         struct timespec refs_mtime, conts_mtime;
         uint32_t listing_gen;
         struct imap **imap;
@@ -621,7 +620,8 @@ static void image_release(view *v, struct vimage *img)
                 }
 }
 
-/* A virtual directory's listing changed: its mtime moves on (never back, never in place). */
+/* A virtual directory's listing changed: its mtime moves on (never back, never in place), as
+ * `ls -ld` users expect of a directory that changed. */
 static void mtime_bump(struct timespec *t)
 {
         struct timespec now;
@@ -1124,9 +1124,7 @@ static void virt_dir_stat(view *v, vnode *n, struct stat *st)
         st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-/* Virtual directories other than the root change with the store: their attributes are asked
- * for again at each use (a listing's mtime), their names stay a second. */
-static double virt_attr_timeout(const vnode *n) { return n->kind == VK_ROOT ? VIRT_TIMEOUT : 0; }
+
 
 static void image_stat(struct vimage *img, tree_ino t, const struct tree_inode *i, struct stat *st)
 {
@@ -1170,7 +1168,7 @@ static int node_stat(view *v, vnode *n, struct stat *st, double *timeout)
                 pthread_mutex_lock(&v->lock);
                 virt_dir_stat(v, n, st);
                 pthread_mutex_unlock(&v->lock);
-                *timeout = virt_attr_timeout(n);
+                *timeout = VIRT_TIMEOUT;
                 return 0;
         case VK_CLINK:
                 memset(st, 0, sizeof(*st));
@@ -1238,8 +1236,7 @@ static int lookup_prefix(view *v, const char *prefix, const char *name, struct v
                                 if (is_new)
                                         n->ino = vname_ino(v, VK_IPREFIX, full);
                                 virt_dir_stat(v, n, &ret->st);
-                                ret->entry_timeout = VIRT_TIMEOUT;
-                                ret->attr_timeout = virt_attr_timeout(n);
+                                ret->entry_timeout = ret->attr_timeout = VIRT_TIMEOUT;
                         }
         }
         pthread_mutex_unlock(&v->lock);
@@ -1345,8 +1342,7 @@ int view_lookup(view *v, uint64_t parent, const char *name, struct view_entry *r
                 pthread_mutex_lock(&v->lock);
                 virt_dir_stat(v, n, &ret->st);
                 pthread_mutex_unlock(&v->lock);
-                ret->entry_timeout = VIRT_TIMEOUT;
-                ret->attr_timeout = virt_attr_timeout(n);
+                ret->entry_timeout = ret->attr_timeout = VIRT_TIMEOUT;
                 return 0;
         }
         case VK_IMAGES:
@@ -2027,7 +2023,7 @@ int view_opendir(view *v, uint64_t id, view_dir **ret)
 
 uint64_t view_dir_id(view_dir *d) { return id_of(d->v, d->n); }
 
-bool view_dir_cacheable(view_dir *d) { return d->n->kind == VK_IMAGE || d->n->kind == VK_CNODE; }
+bool view_dir_cacheable(view_dir *d) { return d->n->kind == VK_IMAGE || d->n->kind == VK_CNODE || d->n->kind == VK_ROOT; }
 
 static void dir_add(struct listing *l, const char *name, size_t len, uint64_t ino, mode_t type)
 {

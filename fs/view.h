@@ -113,8 +113,9 @@ int view_opendir(view *v, uint64_t id, view_dir **ret);
 int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct stat *ret_st, off_t *ret_next);
 /* The directory a view_dir lists (for readdirplus lookups). */
 uint64_t view_dir_id(view_dir *d);
-/* The kernel may keep its listing: image directories never change, and a container's change
- * only through the kernel, which drops a directory's cached listing when it changes it. */
+/* The kernel may keep its listing: the root and image directories never change, and a
+ * container's change only through the kernel, which drops a directory's cached listing when it
+ * changes it. The others (images/, its prefix dirs, containers/) change with the store. */
 bool view_dir_cacheable(view_dir *d);
 void view_releasedir(view_dir *d);
 
