@@ -2174,6 +2174,18 @@ static void listing_done(vnode *n, struct listing *l)
                 }
 }
 
+/* An entry's name, copied into the cursor's buffer with a NUL: valid until the next entry. */
+static const char *dir_name(view_dir *d, const char *name, size_t len)
+{
+        if (len + 1 > d->name_size) {
+                d->name_size = len + 1 > 256 ? len + 1 : 256;
+                d->name = xrealloc(d->name, d->name_size);
+        }
+        memcpy(d->name, name, len);
+        d->name[len] = '\0';
+        return d->name;
+}
+
 int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct stat *ret_st, off_t *ret_next)
 {
         vnode *n = d->n;
@@ -2201,14 +2213,8 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
                 const struct tree_inode *i = tree_get(t, ino);
                 if (!i)
                         return -EIO;
-                /* names in the tree are not NUL-terminated: a copy in the dir handle's buffer */
-                if (len + 1 > d->name_size) {
-                        d->name_size = len + 1 > 256 ? len + 1 : 256;
-                        d->name = xrealloc(d->name, d->name_size);
-                }
-                memcpy(d->name, nm, len);
-                d->name[len] = '\0';
-                *ret_name = d->name;
+                /* names in the tree are not NUL-terminated */
+                *ret_name = dir_name(d, nm, len);
                 ret_st->st_ino = INO_IMAGE | ((uint64_t)n->img->slot << 32) | (ino + 1ULL);
                 ret_st->st_mode = i->mode & S_IFMT;
                 *ret_next = off + 1;
@@ -2243,16 +2249,10 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
         }
         /* a copy: another reader may drop the snapshot once the lock is let go */
         const struct dent *e = &l->e[pos - 2];
-        size_t len = strlen(e->name);
-        if (len + 1 > d->name_size) {
-                d->name_size = len + 1 > 256 ? len + 1 : 256;
-                d->name = xrealloc(d->name, d->name_size);
-        }
-        memcpy(d->name, e->name, len + 1);
+        *ret_name = dir_name(d, e->name, strlen(e->name));
         ret_st->st_ino = e->ino;
         ret_st->st_mode = e->type;
         pthread_mutex_unlock(&v->lock);
-        *ret_name = d->name;
         return 0;
 }
 
