@@ -100,35 +100,45 @@ struct tgt {
         const char *name;
 };
 
-#ifndef SYS_getxattrat
-#define SYS_getxattrat 464 /* Linux 6.13, the same number on every architecture */
+/* The *xattrat(2) calls (Linux 6.13, the same numbers on every architecture) address dfd/name
+ * without following it, or dfd itself with an empty name; the /proc path they replace costs a
+ * procfs lookup each time (the kernel asks for security.capability at every first write, and a
+ * copy-up sets several xattrs). Older kernels, or a seccomp filter that does not know them
+ * (EPERM), get the /proc path. */
+#ifndef SYS_setxattrat
+#define SYS_setxattrat 463
+#define SYS_getxattrat 464
+#define SYS_listxattrat 465
+#define SYS_removexattrat 466
 #endif
-static atomic_bool no_getxattrat;
+static atomic_bool no_xattrat;
 
-/* getxattrat(2) reads an xattr of dfd/name without following it; the /proc path costs a procfs
- * lookup each time (the kernel asks for security.capability at every write). */
-static ssize_t getxattr_at(int dfd, const char *name, const char *x, void *buf, size_t n)
+struct xattr_args_at {
+        uint64_t value;
+        uint32_t size;
+        uint32_t flags;
+};
+
+static long xattrat_result(long r)
 {
-        if (atomic_load_explicit(&no_getxattrat, memory_order_relaxed))
-                return -ENOSYS;
-        struct {
-                uint64_t value;
-                uint32_t size;
-                uint32_t flags;
-        } args = { (uint64_t)(uintptr_t)buf, (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), 0 };
-        long r = syscall(SYS_getxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, x, &args, sizeof(args));
         if (r >= 0)
                 return r;
         if (errno == ENOSYS)
-                atomic_store_explicit(&no_getxattrat, true, memory_order_relaxed);
-        /* EPERM may be a seccomp filter that does not know the call: the caller tries /proc */
+                atomic_store_explicit(&no_xattrat, true, memory_order_relaxed);
         return errno == ENOSYS || errno == EPERM ? -ENOSYS : -errno;
 }
 
+static bool xattrat_ok(void) { return !atomic_load_explicit(&no_xattrat, memory_order_relaxed); }
+
+/* The directory itself as "." (dfd may be an O_PATH fd, which AT_EMPTY_PATH does not take) */
+static const char *t_at_name(const struct tgt *t) { return t->name ? t->name : "."; }
+
 static ssize_t t_getxattr(const struct tgt *t, const char *x, void *buf, size_t n)
 {
-        if (t->name) {
-                ssize_t r = getxattr_at(t->dfd, t->name, x, buf, n);
+        if (xattrat_ok()) {
+                struct xattr_args_at a = { (uint64_t)(uintptr_t)buf, (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), 0 };
+                long r = xattrat_result(
+                        syscall(SYS_getxattrat, t->dfd, t_at_name(t), AT_SYMLINK_NOFOLLOW, x, &a, sizeof(a)));
                 if (r != -ENOSYS)
                         return r;
         }
@@ -140,6 +150,11 @@ static ssize_t t_getxattr(const struct tgt *t, const char *x, void *buf, size_t 
 
 static ssize_t t_listxattr(const struct tgt *t, char *buf, size_t n)
 {
+        if (xattrat_ok()) {
+                long r = xattrat_result(syscall(SYS_listxattrat, t->dfd, t_at_name(t), AT_SYMLINK_NOFOLLOW, buf, n));
+                if (r != -ENOSYS)
+                        return r;
+        }
         char p[PATH_MAX];
         procpath(p, sizeof(p), t->dfd, t->name);
         ssize_t r = t->name ? llistxattr(p, buf, n) : listxattr(p, buf, n);
@@ -148,6 +163,14 @@ static ssize_t t_listxattr(const struct tgt *t, char *buf, size_t n)
 
 static int t_setxattr(const struct tgt *t, const char *x, const void *v, size_t n, int flags)
 {
+        if (xattrat_ok()) {
+                struct xattr_args_at a = { (uint64_t)(uintptr_t)v, (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n),
+                                           (uint32_t)flags };
+                long r = xattrat_result(
+                        syscall(SYS_setxattrat, t->dfd, t_at_name(t), AT_SYMLINK_NOFOLLOW, x, &a, sizeof(a)));
+                if (r != -ENOSYS)
+                        return (int)r;
+        }
         char p[PATH_MAX];
         procpath(p, sizeof(p), t->dfd, t->name);
         int r = t->name ? lsetxattr(p, x, v, n, flags) : setxattr(p, x, v, n, flags);
@@ -156,10 +179,45 @@ static int t_setxattr(const struct tgt *t, const char *x, const void *v, size_t 
 
 static int t_removexattr(const struct tgt *t, const char *x)
 {
+        if (xattrat_ok()) {
+                long r = xattrat_result(syscall(SYS_removexattrat, t->dfd, t_at_name(t), AT_SYMLINK_NOFOLLOW, x));
+                if (r != -ENOSYS)
+                        return (int)r;
+        }
         char p[PATH_MAX];
         procpath(p, sizeof(p), t->dfd, t->name);
         int r = t->name ? lremovexattr(p, x) : removexattr(p, x);
         return r < 0 ? -errno : 0;
+}
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452 /* Linux 6.6 */
+#endif
+static atomic_bool no_fchmodat2;
+
+/* chmod of dfd/nm without following it, or of dfd itself (nm NULL; dfd may be O_PATH):
+ * -EOPNOTSUPP for a symlink. One fchmodat2(2), else an O_PATH fd and its /proc link. */
+static int chmod_at(int dfd, const char *nm, mode_t mode)
+{
+        if (!atomic_load_explicit(&no_fchmodat2, memory_order_relaxed)) {
+                if (syscall(SYS_fchmodat2, dfd, nm ? nm : "", mode, nm ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) == 0)
+                        return 0;
+                if (errno != ENOSYS && errno != EPERM)
+                        return -errno;
+                if (errno == ENOSYS)
+                        atomic_store_explicit(&no_fchmodat2, true, memory_order_relaxed);
+        }
+        _cleanup_close_ int fd = nm ? openat(dfd, nm, O_PATH | O_NOFOLLOW | O_CLOEXEC) : dup(dfd);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISLNK(st.st_mode))
+                return -EOPNOTSUPP;
+        char p[64];
+        procpath(p, sizeof(p), fd, NULL);
+        return chmod(p, mode) < 0 ? -errno : 0;
 }
 
 /* A whole xattr value, NUL-terminated; -ENODATA when absent. */
@@ -832,9 +890,7 @@ fail:
 static void restore_times(int dfd, const struct stat *st)
 {
         struct timespec ts[2] = { st->st_atim, st->st_mtim };
-        char p[64];
-        procpath(p, sizeof(p), dfd, NULL);
-        utimensat(AT_FDCWD, p, ts, 0);
+        utimensat(dfd, ".", ts, AT_SYMLINK_NOFOLLOW); /* dfd: a directory (O_PATH works here) */
 }
 
 /* Make sure the upper dir has every directory of path, copying lower dirs up; returns an O_PATH
@@ -895,9 +951,7 @@ static int copyup_dir_path(upper *u, const char *path)
                                 return -errno;
                         /* a directory's own times change when it moves: set them in place */
                         struct timespec ts[2] = { { i->mtime_sec, i->mtime_nsec }, { i->mtime_sec, i->mtime_nsec } };
-                        char p[64];
-                        procpath(p, sizeof(p), nfd, NULL);
-                        utimensat(AT_FDCWD, p, ts, 0);
+                        utimensat(nfd, ".", ts, AT_SYMLINK_NOFOLLOW);
                         cur.merge = true;
                         cur.lower = lo;
                 }
@@ -1744,18 +1798,9 @@ int upper_setattr(upper *u, const struct upper_dir *d, const char *name, const s
                         return -errno;
         }
         if (a->valid & UPPER_SET_MODE) {
-                _cleanup_close_ int fd = nm ? openat(dfd, nm, O_PATH | O_NOFOLLOW | O_CLOEXEC) : dup(dfd);
-                if (fd < 0)
-                        return -errno;
-                struct stat st;
-                if (fstat(fd, &st) < 0)
-                        return -errno;
-                if (S_ISLNK(st.st_mode))
-                        return -EOPNOTSUPP;
-                char p[64];
-                procpath(p, sizeof(p), fd, NULL);
-                if (chmod(p, a->mode & 07777) < 0)
-                        return -errno;
+                int cr = chmod_at(dfd, nm, a->mode & 07777);
+                if (cr < 0)
+                        return cr;
         }
         if (a->valid & (UPPER_SET_ATIME | UPPER_SET_MTIME)) {
                 struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
@@ -1767,9 +1812,7 @@ int upper_setattr(upper *u, const struct upper_dir *d, const char *name, const s
                         if (utimensat(dfd, nm, ts, AT_SYMLINK_NOFOLLOW) < 0)
                                 return -errno;
                 } else {
-                        char p[64];
-                        procpath(p, sizeof(p), dfd, NULL);
-                        if (utimensat(AT_FDCWD, p, ts, 0) < 0)
+                        if (utimensat(dfd, ".", ts, AT_SYMLINK_NOFOLLOW) < 0) /* the root: a directory */
                                 return -errno;
                 }
         }
@@ -2036,10 +2079,9 @@ int upper_create_dirs(const char *upper_path, const tree *lower)
                 return -errno;
         if (fchownat(fd, "", i->uid, i->gid, AT_EMPTY_PATH) < 0)
                 return -errno;
-        char p[64];
-        procpath(p, sizeof(p), fd, NULL);
-        if (chmod(p, i->mode & 07777) < 0)
-                return -errno;
+        int r = chmod_at(fd, NULL, i->mode & 07777);
+        if (r < 0)
+                return r;
         for (uint32_t k = 0; k < i->xattr_count; k++) {
                 const char *xn;
                 size_t xl, vl;
@@ -2047,11 +2089,12 @@ int upper_create_dirs(const char *upper_path, const tree *lower)
                 if (tree_xattr_at(lower, TREE_ROOT, k, &xn, &xl, &v, &vl) < 0)
                         return -EIO;
                 _cleanup_free_ char *name = xstrndup(xn, xl);
-                if (!is_ovl_xattr(name) && setxattr(p, name, v, vl, 0) < 0 && errno != EOPNOTSUPP)
-                        return -errno;
+                struct tgt t = { fd, NULL };
+                if (!is_ovl_xattr(name) && (r = t_setxattr(&t, name, v, vl, 0)) < 0 && r != -EOPNOTSUPP)
+                        return r;
         }
         struct timespec ts[2] = { { i->mtime_sec, i->mtime_nsec }, { i->mtime_sec, i->mtime_nsec } };
-        if (utimensat(AT_FDCWD, p, ts, 0) < 0)
+        if (utimensat(fd, ".", ts, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         return 0;
 }
