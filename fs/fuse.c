@@ -492,6 +492,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
                 off = next;
         }
         bool drop = no_opendir && !err && used == 0 && !view_dir_cacheable(d);
+        if (!err && used == 0)
+                view_readdir_end(v, d);
         view_releasedir(own);
         if (err && used == 0)
                 fuse_reply_err(req, err);

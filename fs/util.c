@@ -259,3 +259,59 @@ void util_log(int level, const char *fmt, ...)
         fputc('\n', stderr);
         va_end(ap);
 }
+
+static uint64_t le64(const uint8_t *p)
+{
+        uint64_t x = 0;
+        for (int i = 7; i >= 0; i--)
+                x = x << 8 | p[i];
+        return x;
+}
+
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND                                                                                  \
+        do {                                                                                       \
+                v0 += v1;                                                                          \
+                v1 = SIP_ROTL(v1, 13);                                                             \
+                v1 ^= v0;                                                                          \
+                v0 = SIP_ROTL(v0, 32);                                                             \
+                v2 += v3;                                                                          \
+                v3 = SIP_ROTL(v3, 16);                                                             \
+                v3 ^= v2;                                                                          \
+                v0 += v3;                                                                          \
+                v3 = SIP_ROTL(v3, 21);                                                             \
+                v3 ^= v0;                                                                          \
+                v2 += v1;                                                                          \
+                v1 = SIP_ROTL(v1, 17);                                                             \
+                v1 ^= v2;                                                                          \
+                v2 = SIP_ROTL(v2, 32);                                                             \
+        } while (0)
+
+uint64_t util_siphash(const uint8_t key[16], const void *data, size_t len)
+{
+        const uint8_t *in = data;
+        uint64_t k0 = le64(key), k1 = le64(key + 8);
+        uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+        uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+        const uint8_t *end = in + len - len % 8;
+        for (; in != end; in += 8) {
+                uint64_t m = le64(in);
+                v3 ^= m;
+                SIP_ROUND;
+                SIP_ROUND;
+                v0 ^= m;
+        }
+        uint64_t b = (uint64_t)len << 56;
+        for (size_t i = 0; i < len % 8; i++)
+                b |= (uint64_t)in[i] << (8 * i);
+        v3 ^= b;
+        SIP_ROUND;
+        SIP_ROUND;
+        v0 ^= b;
+        v2 ^= 0xff;
+        SIP_ROUND;
+        SIP_ROUND;
+        SIP_ROUND;
+        SIP_ROUND;
+        return v0 ^ v1 ^ v2 ^ v3;
+}

@@ -84,3 +84,7 @@ void util_log(int level, const char *fmt, ...) _printf_(2, 3);
 #define log_debug(...) util_log(LOG_DEBUG_LEVEL, __VA_ARGS__)
 #define log_info(...) util_log(LOG_INFO_LEVEL, __VA_ARGS__)
 #define log_warn(...) util_log(LOG_WARN_LEVEL, __VA_ARGS__)
+
+/* SipHash-2-4 of data under a 16-byte key: a hash no one can aim collisions at without the key
+ * (directory cookies of names a container chooses). */
+uint64_t util_siphash(const uint8_t key[16], const void *data, size_t len);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -56,6 +57,7 @@ struct vcont {
         atomic_bool gone;
         bool gone_told; /* v->lock: its names were reported gone (view_refresh) */
         bool listed;    /* v->lock: in containers/ since its record was read */
+        atomic_uint_fast64_t wgen; /* counts operations that may change it (cont_begin for writing) */
         pthread_rwlock_t rw; /* write: anything that changes the upper dir */
         pthread_mutex_t open_lock;
         bool tried;
@@ -105,7 +107,7 @@ struct vnode {
         bool dmerge;         /* CNODE directories: what their children merge with */
         tree_ino dlower;
         view_file *files; /* CNODE: open files, for operations on an unlinked inode */
-        struct listing *listings; /* directories other than an image's: see view_readdir */
+        struct listing *listing; /* directories other than an image's: see view_readdir */
         vnode *anext, *aprev; /* every dynamic node, so that view_free finds them */
 };
 
@@ -149,7 +151,7 @@ struct view {
         struct stat conts_st;
         /* mtimes of the virtual directories, moved on whenever their listing changes */
         struct timespec refs_mtime, conts_mtime;
-        uint32_t listing_gen;
+        uint8_t cookie_key[16]; /* directory cookies: see view_readdir */
         struct imap **imap;
         size_t n_imap_buckets, n_imap;
         uint64_t upper_ino_next;
@@ -177,17 +179,15 @@ struct dent {
         char *name;
         uint64_t ino;
         mode_t type;
+        uint64_t cookie; /* its position: see view_readdir */
 };
 
-/* A snapshot of a directory's entries, read in pieces by one reader. Its generation is in the
- * offsets it hands out, so that a reader goes on in the listing it began with, with or without
- * an open directory handle. */
+/* A snapshot of a directory's entries in cookie order (see view_readdir). */
 struct listing {
-        struct listing *next;
-        uint32_t gen;
-        bool ended; /* its end was reported once: the kernel asks once more, then it goes */
         struct dent *e;
         size_t n_e;
+        bool current; /* a container directory's, still good while wgen is */
+        uint64_t wgen;
 };
 
 struct view_dir {
@@ -209,11 +209,8 @@ static void listing_free(struct listing *l)
 
 static void listings_free(vnode *n)
 {
-        for (struct listing *l = n->listings, *next; l; l = next) {
-                next = l->next;
-                listing_free(l);
-        }
-        n->listings = NULL;
+        listing_free(n->listing);
+        n->listing = NULL;
 }
 
 /* ---- node table ---- */
@@ -841,10 +838,12 @@ static void conts_refresh(view *v, bool force)
 /* Lock a container for an operation and make sure its upper is open. */
 static int cont_begin(view *v, struct vcont *c, bool write)
 {
-        if (write)
+        if (write) {
                 pthread_rwlock_wrlock(&c->rw);
-        else
+                atomic_fetch_add(&c->wgen, 1);
+        } else {
                 pthread_rwlock_rdlock(&c->rw);
+        }
         if (atomic_load(&c->gone)) {
                 pthread_rwlock_unlock(&c->rw);
                 return -ENOENT;
@@ -2025,10 +2024,28 @@ uint64_t view_dir_id(view_dir *d) { return id_of(d->v, d->n); }
 
 bool view_dir_cacheable(view_dir *d) { return d->n->kind == VK_IMAGE || d->n->kind == VK_CNODE || d->n->kind == VK_ROOT; }
 
+/* Cookies of listed entries: 0 starts, 1 and 2 follow "." and ".."; a name's is a keyed hash
+ * of it, in 3 .. 2^62-1. */
+#define COOKIE_FIRST 3
+
+static uint64_t name_cookie(const view *v, const char *name, size_t len)
+{
+        uint64_t c = util_siphash(v->cookie_key, name, len) >> 2;
+        return c < COOKIE_FIRST ? c + COOKIE_FIRST : c;
+}
+
 static void dir_add(struct listing *l, const char *name, size_t len, uint64_t ino, mode_t type)
 {
         l->e = xrealloc(l->e, (l->n_e + 1) * sizeof(*l->e));
-        l->e[l->n_e++] = (struct dent){ xstrndup(name, len), ino, type };
+        l->e[l->n_e++] = (struct dent){ xstrndup(name, len), ino, type, 0 };
+}
+
+static int dent_cmp(const void *a, const void *b)
+{
+        const struct dent *x = a, *y = b;
+        if (x->cookie != y->cookie)
+                return x->cookie < y->cookie ? -1 : 1;
+        return strcmp(x->name, y->name);
 }
 
 /* Snapshot a directory's entries (all kinds but image dirs, which are read in place). */
@@ -2086,6 +2103,8 @@ static int dir_build(view *v, vnode *n, struct listing *d)
                 int r = cont_begin(v, n->c, false);
                 if (r < 0)
                         return r;
+                d->current = true;
+                d->wgen = atomic_load(&n->c->wgen);
                 struct cref cr;
                 struct upper_dirent *ents = NULL;
                 size_t cnt = 0;
@@ -2117,61 +2136,51 @@ static int dir_build(view *v, vnode *n, struct listing *d)
         }
 }
 
-/* Offsets of the snapshot listings: the generation above, the position below (0 and 1 are
- * "." and ".."). An image directory's offsets are plain positions: it never changes. */
-#define LISTING_POS_BITS 32
-#define LISTING_POS_MASK ((1ULL << LISTING_POS_BITS) - 1)
-/* Snapshots kept per directory for readers that have not reached the end (more readers than
- * this at once in one directory begin again from a new snapshot, at the same position) */
-#define LISTINGS_KEPT 4
-
-/* The node's snapshot of generation gen, or a new one (gen 0: always new), kept on the node.
- * Returns 0 with v->lock held (another reader may drop an old snapshot), or a negative errno. */
-static int listing_get(view *v, vnode *n, uint32_t gen, struct listing **ret)
+/* A new snapshot of n, sorted by cookie, or a negative errno. */
+static int listing_build(view *v, vnode *n, struct listing **ret)
 {
-        pthread_mutex_lock(&v->lock);
-        for (struct listing *l = n->listings; gen && l; l = l->next)
-                if (l->gen == gen) {
-                        *ret = l;
-                        return 0;
-                }
-        pthread_mutex_unlock(&v->lock);
         struct listing *l = xcalloc(1, sizeof(*l));
         int r = dir_build(v, n, l);
         if (r < 0) {
                 listing_free(l);
                 return r;
         }
-        pthread_mutex_lock(&v->lock);
-        do
-                l->gen = ++v->listing_gen & (uint32_t)(LISTING_POS_MASK >> 1);
-        while (l->gen == 0);
-        l->next = n->listings;
-        n->listings = l;
-        size_t kept = 0;
-        for (struct listing **p = &n->listings; *p;) {
-                if (++kept > LISTINGS_KEPT) {
-                        struct listing *x = *p;
-                        *p = x->next;
-                        listing_free(x);
-                } else {
-                        p = &(*p)->next;
-                }
-        }
+        for (size_t i = 0; i < l->n_e; i++)
+                l->e[i].cookie = name_cookie(v, l->e[i].name, strlen(l->e[i].name));
+        if (l->n_e > 1)
+                qsort(l->e, l->n_e, sizeof(*l->e), dent_cmp);
         *ret = l;
         return 0;
 }
 
-/* A reader reached the end of a snapshot: nobody else reads it (each begins its own).
- * v->lock held. */
-static void listing_done(vnode *n, struct listing *l)
+/* The node's snapshot: a new one from the start (fresh) unless the one kept is of a container
+ * directory that no operation changed since (readers that start together share one), else the
+ * one kept, else a new one. Returns 0 with v->lock held, or a negative errno. */
+static int listing_get(view *v, vnode *n, bool fresh, struct listing **ret)
 {
-        for (struct listing **p = &n->listings; *p; p = &(*p)->next)
-                if (*p == l) {
-                        *p = l->next;
-                        listing_free(l);
-                        break;
-                }
+        pthread_mutex_lock(&v->lock);
+        struct listing *l = n->listing;
+        if (l && (!fresh || (l->current && n->kind == VK_CNODE && !atomic_load(&n->c->gone) &&
+                             l->wgen == atomic_load(&n->c->wgen)))) {
+                *ret = l;
+                return 0;
+        }
+        pthread_mutex_unlock(&v->lock);
+        int r = listing_build(v, n, &l);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&v->lock);
+        listing_free(n->listing);
+        n->listing = l;
+        *ret = l;
+        return 0;
+}
+
+void view_readdir_end(view *v, view_dir *d)
+{
+        pthread_mutex_lock(&v->lock);
+        listings_free(d->n);
+        pthread_mutex_unlock(&v->lock);
 }
 
 /* An entry's name, copied into the cursor's buffer with a NUL: valid until the next entry. */
@@ -2220,38 +2229,54 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
                 *ret_next = off + 1;
                 return 0;
         }
-        /* a snapshot from the start (rewinddir too), or the one this offset came from; a
-         * directory that is gone (its container removed) fails here rather than list "." and
-         * ".." */
-        struct listing *l;
-        uint32_t gen = (uint32_t)((uint64_t)off >> LISTING_POS_BITS);
-        size_t pos = (size_t)((uint64_t)off & LISTING_POS_MASK);
-        int r = listing_get(v, n, off == 0 ? 0 : gen, &l);
-        if (r < 0)
-                return r;
-        uint64_t base = (uint64_t)l->gen << LISTING_POS_BITS;
-        *ret_next = (off_t)(base | (pos + 1));
-        if (pos == 0 || pos == 1) {
-                pthread_mutex_unlock(&v->lock);
-                *ret_name = pos == 0 ? "." : "..";
+        /*
+         * Other directories are listed from a snapshot, kept on the node between requests (the
+         * kernel lists without a handle of ours) and made anew at position 0. Positions are
+         * cookies, keyed hashes of the names, and the snapshot is in cookie order: a reader goes
+         * on after the last cookie it got, in whatever snapshot is there, or a new one, so that
+         * every entry that did not change meanwhile comes exactly once, however the readers
+         * of a directory interleave (a name that comes or goes meanwhile may or may not show,
+         * as POSIX allows). The key is random per view: a container cannot choose names whose
+         * cookies collide. A gone directory (its container removed) fails at position 0 rather
+         * than list "." and "..".
+         */
+        if (off == 0 || off == 1) {
+                if (off == 0) {
+                        struct listing *l;
+                        int r = listing_get(v, n, true, &l);
+                        if (r < 0)
+                                return r;
+                        pthread_mutex_unlock(&v->lock);
+                }
+                *ret_name = off == 0 ? "." : "..";
                 ret_st->st_mode = S_IFDIR;
-                ret_st->st_ino = pos == 0 ? (n == &v->root ? 1 : n->ino) : 1;
+                ret_st->st_ino = off == 0 ? (n == &v->root ? 1 : n->ino) : 1;
+                *ret_next = off + 1;
                 return 0;
         }
-        if (pos - 2 >= l->n_e) {
-                /* after a full reply the kernel asks once more, for the empty one */
-                if (l->ended)
-                        listing_done(n, l);
+        struct listing *l;
+        int r = listing_get(v, n, false, &l);
+        if (r < 0)
+                return r;
+        /* the first entry after cookie off */
+        size_t lo = 0, hi = l->n_e;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (l->e[mid].cookie <= (uint64_t)off)
+                        lo = mid + 1;
                 else
-                        l->ended = true;
+                        hi = mid;
+        }
+        if (lo >= l->n_e) {
                 pthread_mutex_unlock(&v->lock);
                 return -ENOENT;
         }
-        /* a copy: another reader may drop the snapshot once the lock is let go */
-        const struct dent *e = &l->e[pos - 2];
+        /* a copy: another reader may replace the snapshot once the lock is let go */
+        const struct dent *e = &l->e[lo];
         *ret_name = dir_name(d, e->name, strlen(e->name));
         ret_st->st_ino = e->ino;
         ret_st->st_mode = e->type;
+        *ret_next = (off_t)e->cookie;
         pthread_mutex_unlock(&v->lock);
         return 0;
 }
@@ -2486,6 +2511,11 @@ int view_new(store *s, view **ret)
         pthread_mutex_init(&v->lock, NULL);
         clock_gettime(CLOCK_REALTIME, &v->started);
         v->refs_mtime = v->conts_mtime = v->started;
+        if (getrandom(v->cookie_key, sizeof(v->cookie_key), 0) != (ssize_t)sizeof(v->cookie_key)) {
+                /* no entropy yet: the time and address still differ per view */
+                uint64_t t = (uint64_t)v->started.tv_nsec ^ ((uint64_t)v->started.tv_sec << 20) ^ (uint64_t)(uintptr_t)v;
+                memcpy(v->cookie_key, &t, sizeof(t));
+        }
         v->root.kind = VK_ROOT;
         v->root.ino = 1;
         v->images.kind = VK_IMAGES;

@@ -106,7 +106,8 @@ int view_file_data(view_file *f, enum view_data *ret_kind);
 
 /* Directories: positions are opaque cookies > 0; 0 starts. A view_dir is a cursor only: a
  * position from one handle goes on with another (the FUSE adapter lists directories without
- * opendir, with a new handle per request), in the same snapshot of the directory. */
+ * opendir, with a new handle per request); every entry that does not change meanwhile comes
+ * exactly once, whatever other readers of the directory do. */
 int view_opendir(view *v, uint64_t id, view_dir **ret);
 /* Entry at position off (0 = first): name, st (st_ino and the type bits of st_mode) and the
  * next position. -ENOENT at the end. The name is valid until the next call with d. */
@@ -118,6 +119,9 @@ uint64_t view_dir_id(view_dir *d);
  * changes it. The others (images/, its prefix dirs, containers/) change with the store. */
 bool view_dir_cacheable(view_dir *d);
 void view_releasedir(view_dir *d);
+/* A reader found the end (an empty reply): the snapshot kept for the directory may go (a later
+ * reader at any position makes another). */
+void view_readdir_end(view *v, view_dir *d);
 
 ssize_t view_getxattr(view *v, uint64_t id, const char *name, void *buf, size_t size);
 ssize_t view_listxattr(view *v, uint64_t id, char *buf, size_t size);

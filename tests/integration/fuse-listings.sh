@@ -165,6 +165,60 @@ for s in seen:
     names = [n for n in s if n in keep]
     assert len(names) == len(set(names)) == len(keep), (len(names), len(set(names)), len(keep))
 EOF
+# getdents(2) with small buffers (the kernel asks again from inside a reply), readers that stay
+# open mid-way, others reading to the end, names removed behind a reader and added after its
+# end: each reader gets every name that did not change exactly once, and none again after its
+# end
+cat >"$TMP/getdents.py" <<'EOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def getdents(fd, size):
+    buf = ctypes.create_string_buffer(size)
+    n = libc.syscall(217, fd, buf, size)
+    assert n >= 0, os.strerror(ctypes.get_errno())
+    out, p = [], 0
+    while p < n:
+        rl = int.from_bytes(buf.raw[p + 16:p + 18], 'little')
+        out.append(buf.raw[p + 19:p + rl].split(b'\0')[0].decode())
+        p += rl
+    return out
+def read(fd, size, most=None):
+    got = []
+    while most is None or len(got) < most:
+        r = getdents(fd, size)
+        if not r:
+            break
+        got += r
+    return got
+d = sys.argv[1]
+for size in (512, 1024, 4096):
+    sd = '%s/s%d' % (d, size)
+    os.mkdir(sd)
+    for i in range(1500):
+        open('%s/f%04d' % (sd, i), 'w').close()
+    a = os.open(sd, os.O_RDONLY | os.O_DIRECTORY)
+    seen = read(a, size, 60)
+    idle = [os.open(sd, os.O_RDONLY | os.O_DIRECTORY) for _ in range(6)]
+    for f in idle:
+        read(f, size, 10)                    # mid-way, kept open
+    b = os.open(sd, os.O_RDONLY | os.O_DIRECTORY)
+    assert len([n for n in read(b, size) if n.startswith('f')]) == 1500
+    gone = [n for n in seen if n.startswith('f')][:20]
+    for n in gone:
+        os.unlink('%s/%s' % (sd, n))
+    seen += read(a, size)
+    names = [n for n in seen if n.startswith('f')]
+    want = set('f%04d' % i for i in range(1500))
+    assert len(names) == len(set(names)) == 1500, (size, len(names), len(set(names)))
+    assert set(names) == want, (size, sorted(want - set(names))[:5])
+    for i in range(50):
+        open('%s/g%04d' % (sd, i), 'w').close()
+    again = [n for n in read(b, size) if not n.startswith('g')]
+    assert again == [], (size, again[:5])
+    for f in idle + [a, b]:
+        os.close(f)
+EOF
+t_ok "small getdents buffers, readers kept open mid-way, removals behind a reader, names added after an end: every unchanged name once, none again" python3 "$TMP/getdents.py" "$C"
 t_is "a new listing shows the final state (the upper dir's)" "$(ls "$C/big" | md5sum)" "$(ls "$CTFS_ROOT/containers/$id/upper/big" | md5sum)"
 
 t_ok "umount" ctfs umount "$MNT"

@@ -79,7 +79,8 @@ static bool listed(const char *path, const char *name, mode_t type)
 }
 
 /* Up to max names of directory id from position off (skipping "." and ".."), each read with a
- * new handle as the FUSE adapter does without OPENDIR; *off is where the next read begins. */
+ * new handle as the FUSE adapter does without OPENDIR (and at the end, as it does after an empty
+ * reply, the snapshot is let go); *off is where the next read begins. */
 static size_t list_from(uint64_t id, off_t *off, size_t max, char names[][64])
 {
         size_t n = 0;
@@ -93,6 +94,8 @@ static size_t list_from(uint64_t id, off_t *off, size_t max, char names[][64])
                 int r = view_readdir(v, d, *off, &nm, &st, &next);
                 if (r == 0 && strcmp(nm, ".") != 0 && strcmp(nm, "..") != 0)
                         snprintf(names[n++], 64, "%s", nm);
+                if (r == -ENOENT)
+                        view_readdir_end(v, d); /* the empty reply: the snapshot goes */
                 view_releasedir(d);
                 if (r < 0)
                         break;
@@ -101,12 +104,28 @@ static size_t list_from(uint64_t id, off_t *off, size_t max, char names[][64])
         return n;
 }
 
-static bool has(char names[][64], size_t n, const char *name)
+static size_t count(char names[][64], size_t n, const char *name)
 {
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
                 k += strcmp(names[i], name) == 0;
-        return k == 1;
+        return k;
+}
+
+static bool has(char names[][64], size_t n, const char *name) { return count(names, n, name) == 1; }
+
+/* Every name of want but those in skip comes exactly once in got, and nothing else of want
+ * more than once. */
+static bool each_once(char want[][64], size_t n_want, char got[][64], size_t n_got, const char *skip1,
+                      const char *skip2)
+{
+        for (size_t i = 0; i < n_want; i++) {
+                bool skipped = (skip1 && strcmp(want[i], skip1) == 0) || (skip2 && strcmp(want[i], skip2) == 0);
+                size_t k = count(got, n_got, want[i]);
+                if (skipped ? k > 1 : k != 1)
+                        return false;
+        }
+        return true;
 }
 
 int main(void)
@@ -322,31 +341,69 @@ int main(void)
                            "a listing read one entry per handle is whole");
                         off_t oa = 0, ob = 0;
                         size_t na = list_from(dir, &oa, 2, la); /* reader A: two entries */
+                        char gone[64];
+                        snprintf(gone, sizeof(gone), "%s", la[0]);
+                        static char lb2[64][64];
+                        off_t ob2 = 0;
+                        size_t nb2 = list_from(dir, &ob2, 64, lb2); /* reader B: all, and the end */
+                        ok(nb2 == n_all, "another reader lists it all meanwhile (its snapshot goes at the end)");
                         struct view_entry e2;
                         view_file *f2;
-                        ok(view_create(v, &ctx, dir, "late", 0644, O_WRONLY, &e2, &f2) == 0, "la file created meanwhile");
+                        ok(view_create(v, &ctx, dir, "late", 0644, O_WRONLY, &e2, &f2) == 0, "a file created meanwhile");
                         view_release(f2);
-                        ok(view_unlink(v, dir, la[0]) == 0, "and one A listed removed");
-                        /* more readers than snapshots kept: each one that began goes on */
+                        ok(view_unlink(v, dir, gone) == 0, "and one A listed removed");
+                        na += list_from(dir, &oa, 64, la + na);
+                        ok(each_once(all, n_all, la, na, NULL, NULL) && count(la, na, "late") <= 1,
+                           "reader A, in a new snapshot: every name it began with exactly once");
+                        off_t oend = oa;
+                        for (int i = 0; i < 3; i++) {
+                                char nm[8];
+                                struct view_entry ne;
+                                view_file *nf;
+                                snprintf(nm, sizeof(nm), "m%d", i);
+                                if (view_create(v, &ctx, dir, nm, 0644, O_WRONLY, &ne, &nf) == 0)
+                                        view_release(nf);
+                        }
+                        static char lx[64][64];
+                        size_t nx = list_from(dir, &oend, 64, lx);
+                        bool only_new = true;
+                        for (size_t i = 0; i < nx; i++)
+                                only_new = only_new && lx[i][0] == 'm';
+                        ok(only_new, "reading on after the end gives no name again (new ones at most)");
+                        size_t nb = list_from(dir, &ob, 64, lb);
+                        ok(nb == n_all + 3 && has(lb, nb, "late") && !has(lb, nb, gone) && has(lb, nb, "m2"),
+                           "a reader from the start sees the changes");
+                        /* six readers, interleaved, while names come and go and readers finish */
                         static char lc[6][64][64];
                         off_t oc[6] = { 0 };
-                        size_t nc[6];
-                        for (int i = 0; i < 6; i++)
-                                nc[i] = list_from(dir, &oc[i], 1, lc[i]);
-                        na += list_from(dir, &oa, 64, la + na);
-                        bool same = na == n_all;
-                        for (size_t i = 0; same && i < n_all; i++)
-                                same = has(la, na, all[i]);
-                        ok(same && !has(la, na, "late"), "reader A goes on in its snapshot: every name once, nothing new");
-                        size_t nb = list_from(dir, &ob, 64, lb);
-                        ok(nb == n_all && has(lb, nb, "late") && !has(lb, nb, la[0]),
-                           "la reader from the start sees the change");
-                        bool whole = true;
-                        for (int i = 0; i < 6; i++) {
-                                nc[i] += list_from(dir, &oc[i], 64, lc[i] + nc[i]);
-                                whole = whole && nc[i] == n_all && has(lc[i], nc[i], "late");
+                        size_t nc[6] = { 0 };
+                        static char base[64][64];
+                        off_t o0 = 0;
+                        size_t n_base = list_from(dir, &o0, 64, base);
+                        bool open_[6] = { true, true, true, true, true, true };
+                        for (int step = 0, left = 6; left > 0; step++) {
+                                for (int i = 0; i < 6; i++) {
+                                        if (!open_[i] || (i + step) % 3 == 0)
+                                                continue;
+                                        size_t want = nc[i] + 2 < 64 ? (size_t)(1 + i % 2) : 0;
+                                        size_t got = list_from(dir, &oc[i], want, lc[i] + nc[i]);
+                                        nc[i] += got;
+                                        if (got == 0) {
+                                                open_[i] = false;
+                                                left--;
+                                        }
+                                }
+                                char nm[16];
+                                struct view_entry ne;
+                                view_file *nf;
+                                snprintf(nm, sizeof(nm), "x%d", step);
+                                if (step < 16 && view_create(v, &ctx, dir, nm, 0644, O_WRONLY, &ne, &nf) == 0)
+                                        view_release(nf);
                         }
-                        ok(whole, "six readers at once in one directory each list it whole");
+                        bool whole = true;
+                        for (int i = 0; i < 6; i++)
+                                whole = whole && each_once(base, n_base, lc[i], nc[i], NULL, NULL);
+                        ok(whole, "six readers at once in one directory each list every unchanged name once");
                 }
 
                 struct statvfs sv;
