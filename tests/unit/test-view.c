@@ -148,6 +148,16 @@ int main(void)
         r = view_new(s, &v);
         ok(r == 0, "view_new");
 
+        {
+                /* the reference vectors of SipHash-2-4 (key 00..0f; messages 00.. of 0 and 15 bytes) */
+                uint8_t key[16], msg[15];
+                for (int i = 0; i < 16; i++)
+                        key[i] = (uint8_t)i;
+                for (int i = 0; i < 15; i++)
+                        msg[i] = (uint8_t)i;
+                ok(util_siphash(key, msg, 0) == 0x726fdb47dd0e0e31ULL && util_siphash(key, msg, 15) == 0xa129ca6149be45e5ULL,
+                   "SipHash-2-4 reference vectors (directory cookies)");
+        }
         struct stat st;
         ok(lstat_v("", &st) == 0 && S_ISDIR(st.st_mode) && st.st_ino == 1, "root: a directory, inode 1");
         ok(listed("", "images", S_IFDIR) && listed("", "containers", S_IFDIR), "root lists images/ and containers/");
