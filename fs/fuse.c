@@ -499,9 +499,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
                 fuse_reply_err(req, err);
         else
                 fuse_reply_buf(req, buf, used);
-        /* The empty reply made the kernel's copy of a virtual directory's listing complete:
-         * drop it (after the reply, which the kernel has processed once the write returned).
-         * No directory lock is taken for this (only the listing's pages), so a handler may. */
+        /* The empty reply makes the kernel's copy of a virtual directory's listing complete:
+         * drop it. Should this come before the reader has marked its copy complete, that copy
+         * lacks the dropped pages, and the next listing asks again all the same. No directory
+         * lock is taken for this (only the listing's pages), so a handler may. */
         if (drop)
                 fuse_lowlevel_notify_inval_inode(session, ino, 0, 0);
 }

@@ -67,6 +67,7 @@ struct vcont {
         dev_t udev; /* the upper dir opened (open_lock): a new container under a reused id */
         ino_t uino; /* is another one */
         bool released; /* open_lock: gone for good, its fds given back (cont_release) */
+        bool imap_dropped; /* v->lock: its inode numbers forgotten once released */
 };
 
 /*
@@ -762,6 +763,8 @@ static bool cont_known(void *ud, const char *id)
         return l->n && bsearch(&id, l->ids, l->n, sizeof(*l->ids), cmp_id);
 }
 
+static void imap_drop_slot(view *v, uint32_t slot);
+
 static void conts_refresh(view *v, bool force)
 {
         struct stat st;
@@ -792,8 +795,16 @@ static void conts_refresh(view *v, bool force)
                         atomic_store(&c->gone, true);
                         changed = true;
                 }
-                if (atomic_load(&c->gone))
+                if (atomic_load(&c->gone)) {
                         cont_release(c);
+                        pthread_mutex_lock(&c->open_lock);
+                        bool released = c->released;
+                        pthread_mutex_unlock(&c->open_lock);
+                        if (released && !c->imap_dropped) {
+                                imap_drop_slot(v, c->slot); /* nothing asks for them any more */
+                                c->imap_dropped = true;
+                        }
+                }
         }
         for (size_t i = 0; i < n; i++) {
                 if (cs[i].known)
@@ -908,6 +919,22 @@ static void imap_add(view *v, uint32_t slot, dev_t dev, ino_t ino, uint64_t val)
         m->next = v->imap[k];
         v->imap[k] = m;
         v->n_imap++;
+}
+
+/* A removed container's entries. v->lock held. */
+static void imap_drop_slot(view *v, uint32_t slot)
+{
+        for (size_t b = 0; b < v->n_imap_buckets; b++)
+                for (struct imap **p = &v->imap[b]; *p;) {
+                        if ((*p)->slot == slot) {
+                                struct imap *m = *p;
+                                *p = m->next;
+                                free(m);
+                                v->n_imap--;
+                        } else {
+                                p = &(*p)->next;
+                        }
+                }
 }
 
 /* An upper inode that goes with the name about to be removed: its number may be reused by
