@@ -15,6 +15,7 @@
 
 #include "caps.h"
 #include "cli.h"
+#include "table.h"
 #include "container.h"
 #include "daemon.h"
 #include "import.h"
@@ -791,9 +792,8 @@ int cmd_ps(struct cli *c, int argc, char **argv)
         int r = container_list(s, &ids, &n);
         if (r < 0)
                 return cli_error("ps: %s", strerror(-r));
-        if (!quiet)
-                printf("%-14s %-24s %-24s %-18s %-28s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
-                       "NAMES");
+        static const char *const headers[] = { "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES", NULL };
+        struct table *t = quiet ? NULL : table_new(headers);
         for (size_t i = 0; i < n; i++) {
                 struct container_config cfg = { 0 };
                 struct container_state st;
@@ -813,15 +813,19 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                                 _cleanup_free_ char *cmd = command_string(cfg.args, !notrunc);
                                 char idbuf[80];
                                 snprintf(idbuf, sizeof(idbuf), "%.*s", notrunc ? 64 : 12, cfg.id);
-                                printf("%-14s %-24s %-24s %-18s %-28s %s\n", idbuf,
-                                       cfg.image_ref ? cfg.image_ref : cfg.image, cmd, created, status,
-                                       cfg.name ? cfg.name : "");
+                                table_addf(t, idbuf, cfg.image_ref ? cfg.image_ref : cfg.image, cmd, created, status,
+                                           cfg.name ? cfg.name : "");
                         }
                 }
                 container_state_free(&st);
                 container_config_free(&cfg);
         }
         container_ids_free(ids, n);
+        if (t) {
+                /* columns as wide as their widest cell, as docker's are */
+                table_print(t, stdout, 1);
+                table_free(t);
+        }
         return 0;
 }
 

@@ -40,12 +40,22 @@ void table_addf(struct table *t, ...)
         free(cells);
 }
 
+/* Columns a cell takes on a terminal: UTF-8 continuation bytes take none (a truncated
+ * command ends in "…", three bytes, one column). */
+static size_t columns(const char *s)
+{
+        size_t n = 0;
+        for (; *s; s++)
+                n += ((unsigned char)*s & 0xC0) != 0x80;
+        return n;
+}
+
 void table_print(struct table *t, FILE *f, int with_headers)
 {
         size_t *w = xcalloc(t->ncols, sizeof(size_t));
         for (size_t r = with_headers ? 0 : 1; r < t->nrows; r++)
                 for (size_t c = 0; c < t->ncols; c++) {
-                        size_t l = strlen(t->cells[r * t->ncols + c]);
+                        size_t l = columns(t->cells[r * t->ncols + c]);
                         if (l > w[c])
                                 w[c] = l;
                 }
@@ -57,10 +67,9 @@ void table_print(struct table *t, FILE *f, int with_headers)
                                 last = c;
                 for (size_t c = 0; c <= last; c++) {
                         const char *s = t->cells[r * t->ncols + c];
-                        if (c == last)
-                                fputs(s, f);
-                        else
-                                fprintf(f, "%-*s   ", (int)w[c], s);
+                        fputs(s, f);
+                        if (c != last)
+                                fprintf(f, "%*s", (int)(w[c] - columns(s) + 3), "");
                 }
                 fputc('\n', f);
         }

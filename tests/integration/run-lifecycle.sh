@@ -73,11 +73,12 @@ t_is "without -i stdin is empty" "$out" ""
 sig_test() { # SIGNAL INIT: run a container trapping SIGNAL, send it to ctfs run
 	local sig=$1 rc=0
 	shift
+	rm -f "$TMP/sig.out" # (not the last test's "ready": the shell truncates it only once forked)
 	"$CTFS" --root "$CTFS_ROOT" run --rm "$@" "$IMG" sh -c "trap 'echo got-$sig; exit 42' $sig; echo ready; while true; do sleep 0.1; done" >"$TMP/sig.out" 2>&1 &
 	local pid=$!
 	# (a signal that comes before the trap is set is dropped: pid 1 ignores what it does not
 	# handle, and the loop would run on; a loaded machine may take seconds to start it)
-	for _ in $(seq 600); do grep -q ready "$TMP/sig.out" && break; sleep 0.1; done
+	for _ in $(seq 600); do grep -qs ready "$TMP/sig.out" && break; sleep 0.1; done
 	kill -"$sig" "$pid"
 	wait "$pid" || rc=$?
 	echo "$rc $(grep got "$TMP/sig.out")"
@@ -150,6 +151,15 @@ t_like "run -d prints the id" "$id" "^[0-9a-f]{64}$"
 out=$(ctfs ps)
 t_like "ps shows it running" "$out" "${id:0:12} +localhost/layout:v1 +\"sleep 30\" +[A-Za-z0-9 ]+ago +Up [A-Za-z0-9 ]+ +bg"
 t_like "ps has docker's columns" "$(head -1 <<<"$out")" "^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS +NAMES"
+# a long command is cut with "…" (three bytes, one column): the columns stay aligned
+ctfs create --name long-cmd "$IMG" sh -c 'echo a command much longer than the column' >/dev/null
+t_is "ps -a: columns aligned after a truncated command" "$(ctfs ps -a | python3 -c '
+import sys
+lines = sys.stdin.read().splitlines()
+col = lines[0].index("NAMES")
+row = [l for l in lines if l.endswith("long-cmd")][0]
+print(row.index("long-cmd") == col, "…" in row)')" "True True"
+ctfs rm long-cmd >/dev/null
 t_is "ps -q" "$(ctfs ps -q)" "${id:0:12}"
 t_is "list = ps" "$(ctfs list -q)" "${id:0:12}"
 t_is "inspect a container" "$(ctfs inspect bg | jq -r '.[0].State.Status, .[0].Name, .[0].Id')" $'running\n/bg\n'"$id"
