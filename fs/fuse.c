@@ -630,6 +630,18 @@ static const struct fuse_lowlevel_ops ops = {
         .lseek = op_lseek,
 };
 
+/* Every container's filesystem is this process: the OOM killer should pick others first, as
+ * it does for dockerd (whose default is the same -500). Best effort: a caller without
+ * CAP_SYS_RESOURCE may only raise it. */
+static void lower_oom_score(void)
+{
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                (void)!write(fd, "-500\n", 5);
+                close(fd);
+        }
+}
+
 static void raise_nofile(void)
 {
         /* every open file in the mount holds an object or upper fd */
@@ -765,6 +777,7 @@ static void ready(int fd, const char *msg)
 int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *o, int ready_fd)
 {
         raise_nofile();
+        lower_oom_score();
         /* modes come from the kernel with the caller's umask already applied */
         umask(0);
         view *v;

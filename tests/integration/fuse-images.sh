@@ -59,6 +59,12 @@ t_ok "listed in its parent" grep -qx 'repo:t1' <(ls "$MNT/images/127.0.0.1:5000/
 # it (rmi frees the space while mounted)
 find "$MNT/images/127.0.0.1:5000/some/repo:t1" -ls >/dev/null
 dpid=$(jq -r .pid "$CTFS_ROOT/mount.json")
+# (lowering it needs CAP_SYS_RESOURCE, which some sandboxes take away even from root)
+if (((16#$(awk '/^CapEff/ { print $2 }' /proc/self/status) >> 24) & 1)); then
+	t_is "the daemon asks the OOM killer to pick others first (as dockerd: -500)" "$(cat "/proc/$dpid/oom_score_adj")" -500
+else
+	skip "the daemon's oom_score_adj" "no CAP_SYS_RESOURCE here: the daemon may not lower it"
+fi
 tree_maps() { grep -c '/images/[0-9a-f]*/tree' "/proc/$dpid/maps" || true; }
 # until_ok SECONDS CMD...: CMD succeeds within SECONDS (polled every 0.1 s)
 until_ok() {
