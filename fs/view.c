@@ -921,19 +921,24 @@ static void imap_add(view *v, uint32_t slot, dev_t dev, ino_t ino, uint64_t val)
         v->n_imap++;
 }
 
+/* Take *p out of its chain and free it. v->lock held. */
+static void imap_unlink(view *v, struct imap **p)
+{
+        struct imap *m = *p;
+        *p = m->next;
+        free(m);
+        v->n_imap--;
+}
+
 /* A removed container's entries. v->lock held. */
 static void imap_drop_slot(view *v, uint32_t slot)
 {
         for (size_t b = 0; b < v->n_imap_buckets; b++)
                 for (struct imap **p = &v->imap[b]; *p;) {
-                        if ((*p)->slot == slot) {
-                                struct imap *m = *p;
-                                *p = m->next;
-                                free(m);
-                                v->n_imap--;
-                        } else {
+                        if ((*p)->slot == slot)
+                                imap_unlink(v, p);
+                        else
                                 p = &(*p)->next;
-                        }
                 }
 }
 
@@ -964,10 +969,7 @@ static void imap_forget(view *v, uint32_t slot, const struct upper_key *k)
         size_t b = hash_mix(hash_mix(slot, k->dev), k->ino) & (v->n_imap_buckets - 1);
         for (struct imap **p = &v->imap[b]; *p; p = &(*p)->next)
                 if ((*p)->slot == slot && (*p)->dev == k->dev && (*p)->ino == k->ino) {
-                        struct imap *m = *p;
-                        *p = m->next;
-                        free(m);
-                        v->n_imap--;
+                        imap_unlink(v, p);
                         return;
                 }
 }
@@ -1140,7 +1142,7 @@ static void virt_dir_stat(view *v, vnode *n, struct stat *st)
                 st->st_mtim = v->refs_mtime;
                 break;
         case VK_CONTAINERS:
-                conts_refresh(v, true);
+                conts_refresh(v, false); /* containers come and go with their directories */
                 st->st_mtim = v->conts_mtime;
                 break;
         default:
@@ -1149,8 +1151,6 @@ static void virt_dir_stat(view *v, vnode *n, struct stat *st)
         }
         st->st_atim = st->st_ctim = st->st_mtim;
 }
-
-
 
 static void image_stat(struct vimage *img, tree_ino t, const struct tree_inode *i, struct stat *st)
 {

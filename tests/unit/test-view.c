@@ -104,6 +104,16 @@ static size_t list_from(uint64_t id, off_t *off, size_t max, char names[][64])
         return n;
 }
 
+/* An empty file in directory dir, made as user 1000 (for listings to change). */
+static void touch_v(uint64_t dir, const char *name)
+{
+        struct view_ctx ctx = { 1000, 1000 };
+        struct view_entry e;
+        view_file *f;
+        if (view_create(v, &ctx, dir, name, 0644, O_WRONLY, &e, &f) == 0)
+                view_release(f);
+}
+
 static size_t count(char names[][64], size_t n, const char *name)
 {
         size_t k = 0;
@@ -339,11 +349,8 @@ int main(void)
                         static char all[64][64], la[64][64], lb[64][64];
                         for (int i = 0; i < 5; i++) {
                                 char nm[8];
-                                struct view_entry ne;
-                                view_file *nf;
                                 snprintf(nm, sizeof(nm), "n%d", i);
-                                if (view_create(v, &ctx, dir, nm, 0644, O_WRONLY, &ne, &nf) == 0)
-                                        view_release(nf);
+                                touch_v(dir, nm);
                         }
                         off_t o = 0;
                         size_t n_all = list_from(dir, &o, 64, all);
@@ -368,11 +375,8 @@ int main(void)
                         off_t oend = oa;
                         for (int i = 0; i < 3; i++) {
                                 char nm[8];
-                                struct view_entry ne;
-                                view_file *nf;
                                 snprintf(nm, sizeof(nm), "m%d", i);
-                                if (view_create(v, &ctx, dir, nm, 0644, O_WRONLY, &ne, &nf) == 0)
-                                        view_release(nf);
+                                touch_v(dir, nm);
                         }
                         static char lx[64][64];
                         size_t nx = list_from(dir, &oend, 64, lx);
@@ -404,11 +408,9 @@ int main(void)
                                         }
                                 }
                                 char nm[16];
-                                struct view_entry ne;
-                                view_file *nf;
                                 snprintf(nm, sizeof(nm), "x%d", step);
-                                if (step < 16 && view_create(v, &ctx, dir, nm, 0644, O_WRONLY, &ne, &nf) == 0)
-                                        view_release(nf);
+                                if (step < 16)
+                                        touch_v(dir, nm);
                         }
                         bool whole = true;
                         for (int i = 0; i < 6; i++)
