@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ctfs mount [DIR] [-f] [--debug], ctfs umount [DIR] */
+/* ctfs mount [DIR] [-f] [--debug] [--no-uring], ctfs umount [DIR] */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -24,6 +24,7 @@ int cmd_mount(struct cli *c, int argc, char **argv)
 {
         static const struct option opts[] = { { "foreground", no_argument, NULL, 'f' },
                                                { "debug", no_argument, NULL, 'd' },
+                                               { "no-uring", no_argument, NULL, 'U' },
                                                {} };
         struct daemon_options o = { 0 };
         int opt;
@@ -32,6 +33,8 @@ int cmd_mount(struct cli *c, int argc, char **argv)
                         o.foreground = true;
                 else if (opt == 'd')
                         o.debug = true;
+                else if (opt == 'U')
+                        o.no_uring = true;
                 else
                         return cli_usage_error("mount");
         if (argc - optind > 1)

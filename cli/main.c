@@ -26,7 +26,7 @@ static const struct command commands[] = {
         { "inspect", cmd_inspect, "inspect IMAGE...", "show an image's details as JSON" },
         { "export", cmd_export, "export [-o FILE] IMAGE", "write an image's merged tree as a tar stream" },
         { "prune", cmd_prune, "prune", "remove unnamed images, and layers and objects no image uses" },
-        { "mount", cmd_mount, "mount [-f] [--debug] [DIR]",
+        { "mount", cmd_mount, "mount [-f] [--debug] [--no-uring] [DIR]",
           "serve every image and container under DIR (else $CTFS_MNT, else <root>/mnt)" },
         { "umount", cmd_umount, "umount [DIR]", "stop the daemon and unmount" },
         { "check", cmd_check, "check [--repair]",

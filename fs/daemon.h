@@ -16,6 +16,7 @@
 struct daemon_options {
         bool foreground; /* serve in this process; return when unmounted */
         bool debug;      /* libfuse logs every request on stderr (keeps stderr open) */
+        bool no_uring;   /* requests through /dev/fuse only, never FUSE over io_uring (uring.h) */
 };
 
 /*
@@ -30,7 +31,7 @@ int daemon_umount(store *s, const char *mountpoint, char **ret_error);
 /* The live mount of this store: 0 and its mountpoint, or -ENOENT. */
 int daemon_find(store *s, char **ret_mountpoint);
 
-/* Internal, between daemon.c and fuse.c (the only file that includes libfuse). */
+/* Internal, between daemon.c and fuse.c (which, with uring.c, includes libfuse). */
 int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *o, int ready_fd);
 int daemon_record(store *s, const char *mountpoint);
 void daemon_unrecord(store *s);

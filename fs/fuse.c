@@ -18,6 +18,7 @@
 
 #include "daemon.h"
 #include "passthrough.h"
+#include "uring.h"
 #include "util.h"
 #include "view.h"
 
@@ -803,6 +804,7 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
                 view_free(v);
                 return -EIO;
         }
+        uring_setup(se, !(o && o->no_uring)); /* before the mount, which sends INIT */
         if (fuse_session_mount(se, mountpoint) != 0) {
                 char msg[4200];
                 snprintf(msg, sizeof(msg), "error: cannot mount the FUSE filesystem at %s\n", mountpoint);
@@ -854,6 +856,7 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
         watch_stop(&w);
         daemon_unrecord(s);
         fuse_session_unmount(se);
+        uring_stop();
         fuse_remove_signal_handlers(se);
         fuse_session_destroy(se);
         view_free(v);

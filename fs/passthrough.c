@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "uring.h"
 #include "util.h"
 
 /* The kernel ABI (include/uapi/linux/fuse.h, protocol 7.40), which Debian 12's headers and
@@ -21,6 +22,8 @@
 #define PT_FUSE_INIT_EXT (1u << 30)
 #define PT_FUSE_HANDLE_KILLPRIV_V2 (1u << 28)
 #define PT_FUSE_PASSTHROUGH_FLAGS2 (1u << 5) /* FUSE_PASSTHROUGH is bit 37: bit 5 of flags2 */
+#define PT_FUSE_OVER_IO_URING_FLAGS2 (1u << 9) /* FUSE_OVER_IO_URING: bit 41 */
+#define PT_FUSE_MAX_PAGES (1u << 22)
 #define PT_FOPEN_PASSTHROUGH (1u << 7)
 struct pt_in_header {
         uint32_t len, opcode;
@@ -58,7 +61,7 @@ struct pt_backing_map {
 #define PT_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
 static atomic_uint_fast64_t init_unique = UINT64_MAX; /* the INIT request's, while unanswered */
-static atomic_bool offered, enabled, killpriv_offered, killpriv;
+static atomic_bool offered, enabled, killpriv_offered, killpriv, uring_offered;
 static atomic_int device = -1;
 static _Thread_local int32_t marked;
 
@@ -73,6 +76,7 @@ ssize_t pt_io_read(int fd, void *buf, size_t len, void *ud)
                 const struct pt_init_in *in = (const void *)(h + 1);
                 offered = (in->flags & PT_FUSE_INIT_EXT) && (in->flags2 & PT_FUSE_PASSTHROUGH_FLAGS2);
                 killpriv_offered = in->flags & PT_FUSE_HANDLE_KILLPRIV_V2;
+                uring_offered = (in->flags & PT_FUSE_INIT_EXT) && (in->flags2 & PT_FUSE_OVER_IO_URING_FLAGS2);
                 init_unique = h->unique;
         }
         return n;
@@ -82,6 +86,11 @@ ssize_t pt_io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t le
 {
         (void)ud;
         marked = 0; /* a mark is for the reply that follows it, never a later one */
+        if (fdout == device) { /* a reply (libfuse's splice_send) */
+                ssize_t n = uring_reply_splice(fdin, len);
+                if (n != -1)
+                        return n < 0 ? (errno = (int)-n, -1) : n;
+        }
         return splice(fdin, offin, fdout, offout, len, flags);
 }
 
@@ -120,20 +129,42 @@ ssize_t pt_io_writev(int fd, struct iovec *iov, int count, void *ud)
                         memcpy(out + offsetof(struct pt_init_out, flags), &flags, sizeof(flags));
                         killpriv = true;
                 }
+                uint32_t flags2 = 0;
+                if (flags & PT_FUSE_INIT_EXT)
+                        memcpy(&flags2, out + offsetof(struct pt_init_out, flags2), sizeof(flags2));
                 if (offered && (flags & PT_FUSE_INIT_EXT)) {
                         /* backing files on a plain filesystem: the mount stacks one deep, so
                          * the kernel's overlayfs may still use it as a layer */
-                        uint32_t flags2, depth = 1;
-                        memcpy(&flags2, out + offsetof(struct pt_init_out, flags2), sizeof(flags2));
+                        uint32_t depth = 1;
                         flags2 |= PT_FUSE_PASSTHROUGH_FLAGS2;
-                        memcpy(out + offsetof(struct pt_init_out, flags2), &flags2, sizeof(flags2));
                         memcpy(out + offsetof(struct pt_init_out, max_stack_depth), &depth, sizeof(depth));
                         enabled = true; /* before the kernel can send an OPEN */
-                        ssize_t n = writev(fd, iov, count);
-                        if (n < 0)
-                                enabled = false;
-                        return n;
                 }
+                bool uring = false;
+                if (uring_offered && (flags & PT_FUSE_INIT_EXT)) {
+                        /* the largest request argument, as the kernel computes it */
+                        uint32_t max_write;
+                        uint16_t max_pages = 32;
+                        memcpy(&max_write, out + offsetof(struct pt_init_out, max_write), sizeof(max_write));
+                        if (flags & PT_FUSE_MAX_PAGES)
+                                memcpy(&max_pages, out + offsetof(struct pt_init_out, max_pages), sizeof(max_pages));
+                        size_t page = (size_t)sysconf(_SC_PAGESIZE), payload = 8192;
+                        if (max_write > payload)
+                                payload = max_write;
+                        if ((size_t)max_pages * page > payload)
+                                payload = (size_t)max_pages * page;
+                        uring = uring_prepare(payload);
+                        if (uring)
+                                flags2 |= PT_FUSE_OVER_IO_URING_FLAGS2;
+                }
+                if (flags & PT_FUSE_INIT_EXT)
+                        memcpy(out + offsetof(struct pt_init_out, flags2), &flags2, sizeof(flags2));
+                ssize_t n = writev(fd, iov, count);
+                if (n < 0)
+                        enabled = false;
+                if (uring)
+                        uring_start(n >= 0);
+                return n;
         }
         if (backing > 0 && is_reply(iov, count, UINT64_MAX, sizeof(struct pt_open_out))) {
                 /* OPEN: the argument is fuse_open_out; CREATE: fuse_entry_out then it */
@@ -144,7 +175,8 @@ ssize_t pt_io_writev(int fd, struct iovec *iov, int count, void *ud)
                 memcpy(o + offsetof(struct pt_open_out, open_flags), &open_flags, sizeof(open_flags));
                 memcpy(o + offsetof(struct pt_open_out, backing_id), &backing, sizeof(backing));
         }
-        return writev(fd, iov, count);
+        ssize_t n = uring_reply(iov, count);
+        return n >= 0 ? n : writev(fd, iov, count);
 }
 
 void pt_set_device(int fd) { device = fd; }

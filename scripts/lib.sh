@@ -5,7 +5,7 @@
 # recommends it and we install without recommends.
 CTFS_PACKAGES=(
 	meson ninja-build pkg-config gcc libc6-dev
-	libfuse3-dev fuse3 libarchive-dev libjson-c-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
+	libfuse3-dev fuse3 liburing-dev libarchive-dev libjson-c-dev libcurl4-openssl-dev libssl-dev libseccomp-dev
 	umoci skopeo busybox-static docker-registry attr jq python3 zstd
 	clang libclang-rt-14-dev
 	apache2-utils openssl ca-certificates

@@ -197,8 +197,14 @@ bg_pid() {
 	_t_bg_pids+=("$1")
 }
 
+# CTFS_TEST_NO_URING=1: mounts keep to /dev/fuse (ctfs mount --no-uring), so that a suite
+# covers the daemon without FUSE over io_uring, as on kernels before 6.14.
 ctfs() {
-	"$CTFS" --root "$CTFS_ROOT" "$@"
+	if [[ ${1:-} == mount && -n ${CTFS_TEST_NO_URING:-} ]]; then
+		"$CTFS" --root "$CTFS_ROOT" mount --no-uring "${@:2}"
+	else
+		"$CTFS" --root "$CTFS_ROOT" "$@"
+	fi
 }
 
 # _t_mounts_below DIR: mount points at or below DIR, deepest first, one per line.

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * FUSE over io_uring (Linux 6.14+): the kernel hands requests to the daemon through io_uring
+ * commands instead of read(2) on /dev/fuse, in one queue per CPU. A request made on CPU n goes
+ * to a daemon thread bound to CPU n, so the hand-over from the caller to the daemon and back
+ * stays on one core: no wake-up of a thread on the other CPU per request (an inter-processor
+ * interrupt, which on a virtual machine costs more than the rest of a small request), and the
+ * reply and the fetch of the next request are one system call.
+ *
+ * libfuse 3.14 predates it. This module registers the queues, gives each request to
+ * fuse_session_process_buf() as if it had been read from /dev/fuse, and takes the reply from
+ * the session's I/O layer (passthrough.c), which offers every reply to uring_reply() before
+ * writing it to /dev/fuse. FORGET and INTERRUPT stay on /dev/fuse (the kernel sends them
+ * there), notifications too, and every request until all queues are registered: the
+ * libfuse loop keeps reading /dev/fuse.
+ *
+ * The kernel offers it in INIT only when the fuse module's parameter enable_uring is on;
+ * uring_setup() turns it on (it only makes the kernel offer it; daemons that do not ask are
+ * not affected).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct fuse_session;
+
+/* Before the mount: the session the queues serve and whether to use io_uring when the kernel
+ * offers it (want: also turn the module parameter on). */
+void uring_setup(struct fuse_session *se, bool want);
+/* While answering INIT, which offered io_uring: make the rings for the largest request
+ * argument payload. false (and io_uring is not asked for) when they cannot be made. */
+bool uring_prepare(size_t payload);
+/* After the kernel took the INIT reply (ok: whether it did): start the queues' threads, or
+ * free what uring_prepare made. */
+void uring_start(bool ok);
+/* Once the mount is gone: stop the queues' threads (each finishes the request it has). */
+void uring_stop(void);
+/* How many requests came through io_uring so far (for tests and --debug). */
+unsigned long uring_requests(void);
+
+/*
+ * A reply the session writes (header in iov[0], then the arguments): when it answers a request
+ * that came through io_uring it goes to that request's ring entry and the return is its length,
+ * as writev(2) would return; else -1, and it goes to /dev/fuse.
+ */
+ssize_t uring_reply(const struct iovec *iov, int count);
+/* The same for a reply of len bytes libfuse splices from the pipe fd: if this thread is
+ * answering a request that came through io_uring, the bytes are read into its ring entry and
+ * the return is len (or -errno); else -1. */
+ssize_t uring_reply_splice(int fd, size_t len);

@@ -1,0 +1,113 @@
+#!/bin/bash
+# FUSE over io_uring (Linux 6.14+, fs/uring.h). Where the kernel has it, every other test of
+# the suite already runs over it; this one checks that it is really in use and the ways back:
+# requests come through one ring per thread, 4 threads bound to each CPU (the rings'
+# completion counters in /proc/PID/fdinfo move with the requests); large requests and replies
+# are whole (1 MiB WRITEs, spliced 512 KiB READs); umount stops the threads; and with
+# `--no-uring`, or a kernel that refuses io_uring (kernel.io_uring_disabled=2), the daemon uses
+# /dev/fuse alone and works the same.
+. "$(dirname "$0")/lib.sh"
+require_root
+require_cmd umoci busybox jq
+[[ -z ${CTFS_TEST_NO_URING:-} ]] || skip_all "CTFS_TEST_NO_URING is set: mounts keep to /dev/fuse"
+[[ -e /sys/module/fuse/parameters/enable_uring ]] ||
+	skip_all "the kernel has no FUSE over io_uring (CONFIG_FUSE_IO_URING, Linux 6.14+)"
+
+MNT=$TMP/mnt
+fx_busybox_image "$TMP/layout" v1 >/dev/null
+ctfs pull -q "oci:$TMP/layout:v1" >/dev/null || bail_out "cannot pull the fixture image"
+img=$MNT/images/localhost/layout:v1
+BB=$(command -v busybox)
+
+# the kernel's queue count: its possible CPUs ("0-3,6")
+cpus=0
+IFS=, read -ra ranges </sys/devices/system/cpu/possible
+for r in "${ranges[@]}"; do
+	if [[ $r == *-* ]]; then cpus=$((cpus + ${r#*-} - ${r%-*} + 1)); else cpus=$((cpus + 1)); fi
+done
+
+daemon_pid() { jq -r .pid "$CTFS_ROOT/mount.json"; }
+# ring_fds PID: the daemon's io_uring fds
+ring_fds() {
+	local fd
+	for fd in /proc/"$1"/fd/*; do
+		[[ $(readlink "$fd" 2>/dev/null) == "anon_inode:[io_uring]" ]] && echo "${fd##*/}"
+	done
+	return 0
+}
+# completions PID: completions the daemon consumed on all its rings (one per request)
+completions() {
+	local fd sum=0 n
+	for fd in $(ring_fds "$1"); do
+		n=$(awk '$1 == "CqHead:" { print $2 }' "/proc/$1/fdinfo/$fd")
+		sum=$((sum + n))
+	done
+	echo "$sum"
+}
+
+t_ok "mount" ctfs mount "$MNT"
+pid=$(daemon_pid)
+id=$(ctfs create localhost/layout:v1) || bail_out "cannot create a container"
+C=$MNT/containers/$id
+t_is "the kernel offers io_uring: ctfs mount turned it on" "$(cat /sys/module/fuse/parameters/enable_uring)" Y
+t_is "one ring per queue thread: 4 per CPU" "$(ring_fds "$pid" | wc -l)" $((4 * cpus))
+if [[ $(nproc) == "$cpus" ]]; then
+	bound=0
+	for task in /proc/"$pid"/task/*; do
+		list=$(awk '$1 == "Cpus_allowed_list:" { print $2 }' "$task/status")
+		[[ $list =~ ^[0-9]+$ ]] && bound=$((bound + 1))
+	done
+	t_is "each queue thread is bound to its CPU" "$bound" $((4 * cpus))
+else
+	skip "each queue thread is bound to its CPU" "the test runs on fewer CPUs than the machine has ($(nproc) of $cpus)"
+fi
+
+before=$(completions "$pid")
+mkdir "$C/many" && for i in $(seq 200); do echo "$i" >"$C/many/f$i"; done
+ls -l "$C/many" >/dev/null
+after=$(completions "$pid")
+# each file: a LOOKUP, a CREATE, a GETXATTR, a RELEASE at least
+t_ok "200 new files: their requests came through io_uring ($((after - before)))" test $((after - before)) -ge 800
+t_is "  and the files are there" "$(cat "$C/many/f1" "$C/many/f200")" "$(printf '1\n200')"
+
+# large replies: a container file still in the image is read through the daemon, which
+# splices 512 KiB READ replies
+sync && echo 1 >/proc/sys/vm/drop_caches
+before=$(completions "$pid")
+t_ok "a container file still in the image reads whole through the ring" cmp "$C/bin/busybox" "$BB"
+after=$(completions "$pid")
+t_ok "  (its READs came through io_uring)" test $((after - before)) -ge $(($(stat -c %s "$BB") / 524288))
+# large requests: writes to a file open in the FUSE inode's cache (a reader of the image's
+# copy holds it open) come to the daemon as 1 MiB WRITEs
+head -c 3000000 /dev/urandom >"$TMP/rnd"
+exec 3<"$C/etc/passwd"
+t_ok "1 MiB writes through the ring" dd if="$TMP/rnd" of="$C/etc/passwd" bs=1M conv=notrunc status=none
+exec 3<&-
+t_ok "  are whole" cmp "$TMP/rnd" <(head -c 3000000 "$C/etc/passwd")
+t_ok "image view unchanged" cmp "$img/bin/busybox" "$BB"
+
+t_ok "umount" ctfs umount "$MNT"
+# (a zombie until its reaper takes it)
+t_fail "  the daemon and its threads are gone" sh -c "ps -o stat= -p $pid | grep -qv Z"
+
+# --- back to /dev/fuse -------------------------------------------------------------------------
+t_ok "mount --no-uring" ctfs mount --no-uring "$MNT"
+pid=$(daemon_pid)
+t_is "  no ring" "$(ring_fds "$pid" | wc -l)" 0
+t_is "  the container's files" "$(cat "$C/many/f7")" 7
+t_ok "  new files" sh -c "echo x >'$C/many/new' && test \"\$(cat '$C/many/new')\" = x"
+t_ok "  reads through the daemon" cmp "$C/bin/busybox" "$BB"
+t_ok "umount" ctfs umount "$MNT"
+
+old=$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo none)
+if [[ $old != none ]] && echo 2 >/proc/sys/kernel/io_uring_disabled 2>/dev/null; then
+	t_ok "with io_uring refused by the kernel: mount" ctfs mount "$MNT"
+	pid=$(daemon_pid)
+	echo "$old" >/proc/sys/kernel/io_uring_disabled
+	t_is "  no ring" "$(ring_fds "$pid" | wc -l)" 0
+	t_ok "  the mount works: reads" cmp "$C/bin/busybox" "$BB"
+	t_ok "  and creates" sh -c "echo y >'$C/many/new2' && test \"\$(cat '$C/many/new2')\" = y"
+	t_ok "umount" ctfs umount "$MNT"
+else
+	skip "with io_uring refused by the kernel" "kernel.io_uring_disabled cannot be set here"
+fi
