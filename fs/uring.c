@@ -238,6 +238,27 @@ static void process(struct ur_thread *t)
         queue_cmd(t, UR_CMD_COMMIT_AND_FETCH, commit);
 }
 
+/*
+ * When a queue thread cannot serve: a REGISTER the kernel refuses (an entry without buffers),
+ * from a ring of its own, so that the kernel gives up io_uring for the connection and goes on
+ * with /dev/fuse. Until every queue has an entry the kernel holds every new request back, so a
+ * queue left without one would hang the mount.
+ */
+static void give_up(void)
+{
+        struct io_uring ring;
+        struct io_uring_params p = { .flags = IORING_SETUP_SQE128 };
+        if (io_uring_queue_init_params(2, &ring, &p) < 0)
+                return;
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fuse_session_fd(session), NULL, 0, 0);
+        sqe->cmd_op = UR_CMD_REGISTER;
+        struct io_uring_cqe *cqe;
+        if (io_uring_submit_and_wait(&ring, 1) >= 0 && io_uring_peek_cqe(&ring, &cqe) == 0)
+                io_uring_cqe_seen(&ring, cqe);
+        io_uring_queue_exit(&ring);
+}
+
 static void *thread_main(void *arg)
 {
         struct ur_thread *t = arg;
@@ -247,43 +268,43 @@ static void *thread_main(void *arg)
         /* best effort: a cpuset without this CPU has no caller on it either */
         (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
         /* (liburing 2.3 declares io_uring_enable_rings but does not export it) */
-        if (syscall(__NR_io_uring_register, t->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+        if (syscall(__NR_io_uring_register, t->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0) {
+                give_up();
                 return NULL;
+        }
         struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
         io_uring_prep_poll_add(sqe, stop_fd, POLLIN);
         sqe->user_data = UD_STOP;
         queue_cmd(t, UR_CMD_REGISTER, 0);
+        bool registered = false; /* the kernel took the entry: a request came in it */
         for (;;) {
                 int r = io_uring_submit_and_wait(&t->ring, 1);
-                if (r < 0 && r != -EINTR)
+                if (r < 0 && r != -EINTR) {
+                        if (!registered)
+                                give_up();
                         break;
+                }
                 struct io_uring_cqe *cqe;
                 if (io_uring_peek_cqe(&t->ring, &cqe) != 0)
                         continue;
                 uint64_t ud = cqe->user_data;
                 int res = cqe->res;
                 io_uring_cqe_seen(&t->ring, cqe);
-                /* UD_STOP; or the connection is gone (-ENOTCONN), or the kernel refused the
-                 * entry (it then goes on with /dev/fuse) */
-                if (ud != UD_FUSE || res < 0)
-                        break;
+                if (ud != UD_FUSE || res == -ENOTCONN || res == -ECONNABORTED)
+                        break; /* uring_stop, or the connection is gone */
+                if (res < 0) {
+                        if (!registered)
+                                break; /* refused: the kernel goes on with /dev/fuse */
+                        /* the kernel dropped the entry (a reply it could not match): a new
+                         * one, or the kernel gives up io_uring if it refuses that too */
+                        registered = false;
+                        queue_cmd(t, UR_CMD_REGISTER, 0);
+                        continue;
+                }
+                registered = true;
                 process(t);
         }
         return NULL;
-}
-
-/* When t's thread could not start: a REGISTER the kernel refuses, from this thread, so that it
- * gives up io_uring for the connection and goes on with /dev/fuse (an unregistered queue would
- * leave every request waiting for the ring to be ready). */
-static void refuse(struct ur_thread *t)
-{
-        if (syscall(__NR_io_uring_register, t->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
-                return;
-        queue_cmd(t, UR_CMD_REGISTER, 0);
-        t->iov[1].iov_len = 0; /* smaller than any request: -EINVAL */
-        struct io_uring_cqe *cqe;
-        if (io_uring_submit_and_wait(&t->ring, 1) >= 0 && io_uring_peek_cqe(&t->ring, &cqe) == 0)
-                io_uring_cqe_seen(&t->ring, cqe);
 }
 
 void uring_start(bool ok)
@@ -301,7 +322,7 @@ void uring_start(bool ok)
                 threads[i].running = pthread_create(&threads[i].thread, &a, thread_main, &threads[i]) == 0;
                 pthread_attr_destroy(&a);
                 if (!threads[i].running)
-                        refuse(&threads[i]);
+                        give_up();
         }
 }
 

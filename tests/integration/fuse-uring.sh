@@ -99,6 +99,47 @@ t_ok "  new files" sh -c "echo x >'$C/many/new' && test \"\$(cat '$C/many/new')\
 t_ok "  reads through the daemon" cmp "$C/bin/busybox" "$BB"
 t_ok "umount" ctfs umount "$MNT"
 
+# A queue whose threads cannot use their rings: until every queue has an entry the kernel holds
+# every request back, so the daemon must make it give up io_uring (the mount would hang). The
+# fault: a preloaded syscall() that fails IORING_REGISTER_ENABLE_RINGS on CPU 0's threads.
+if command -v cc >/dev/null; then
+	cat >"$TMP/shim.c" <<-'EOF'
+		#define _GNU_SOURCE
+		#include <dlfcn.h>
+		#include <errno.h>
+		#include <sched.h>
+		#include <stdarg.h>
+		#include <sys/syscall.h>
+		long syscall(long n, ...)
+		{
+			va_list ap;
+			va_start(ap, n);
+			long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+			long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+			va_end(ap);
+			static long (*real)(long, ...);
+			if (!real)
+				real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+			if (n == __NR_io_uring_register && b == 12 /* ENABLE_RINGS */ && sched_getcpu() == 0) {
+				errno = EBUSY;
+				return -1;
+			}
+			return real(n, a, b, c, d, e, f);
+		}
+	EOF
+	cc -shared -fPIC -o "$TMP/shim.so" "$TMP/shim.c" -ldl || bail_out "cannot build the fault shim"
+	# (under ASan, whose runtime then is not first in the library list)
+	t_ok "a queue that cannot use io_uring: mount" env LD_PRELOAD="$TMP/shim.so" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$CTFS" --root "$CTFS_ROOT" mount "$MNT"
+	pid=$(daemon_pid)
+	t_ok "  the mount answers (the kernel went back to /dev/fuse)" timeout 10 cat "$C/many/f7"
+	t_ok "  reads" timeout 20 cmp "$C/bin/busybox" "$BB"
+	t_is "  no request came through the other queue's rings" "$(completions "$pid")" 0
+	t_ok "umount" ctfs umount "$MNT"
+else
+	skip "a queue that cannot use io_uring" "no C compiler for the fault shim"
+fi
+
 old=$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo none)
 if [[ $old != none ]] && echo 2 >/proc/sys/kernel/io_uring_disabled 2>/dev/null; then
 	t_ok "with io_uring refused by the kernel: mount" ctfs mount "$MNT"
