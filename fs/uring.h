@@ -1,18 +1,27 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * FUSE over io_uring (Linux 6.14+): the kernel hands requests to the daemon through io_uring
- * commands instead of read(2) on /dev/fuse, in one queue per CPU. A request made on CPU n goes
- * to a daemon thread bound to CPU n, so the hand-over from the caller to the daemon and back
- * stays on one core: no wake-up of a thread on the other CPU per request (an inter-processor
- * interrupt, which on a virtual machine costs more than the rest of a small request), and the
- * reply and the fetch of the next request are one system call.
+ * commands instead of read(2) on /dev/fuse, in one queue per CPU (the CPU the caller made the
+ * request on), each served by its own threads; the reply and the fetch of the next request are
+ * one system call, and callers on different CPUs do not contend for one queue. Measured on a
+ * 2-CPU VM, creating files from two or four processes at once: 10-30% faster than /dev/fuse;
+ * one process alone: the same.
  *
  * libfuse 3.14 predates it. This module registers the queues, gives each request to
  * fuse_session_process_buf() as if it had been read from /dev/fuse, and takes the reply from
  * the session's I/O layer (passthrough.c), which offers every reply to uring_reply() before
  * writing it to /dev/fuse. FORGET and INTERRUPT stay on /dev/fuse (the kernel sends them
- * there), notifications too, and every request until all queues are registered: the
- * libfuse loop keeps reading /dev/fuse.
+ * there), and notifications: the libfuse loop keeps reading /dev/fuse.
+ *
+ * Once INIT asked for io_uring, the kernel holds every new request back until each queue has
+ * an entry: a queue thread that cannot register makes the kernel give up io_uring for the
+ * connection (a REGISTER it refuses), and requests go on through /dev/fuse.
+ *
+ * A request is answered by its handler before the handler returns, on its thread (every
+ * handler here does); one that is not gets EIO. A reply is committed when the handler has
+ * returned, so a reply to a request the kernel no longer waits for cannot be told from one
+ * it took (over /dev/fuse writev fails with ENOENT): over io_uring that happens only when
+ * the connection is aborted, whose requests are all ended anyway.
  *
  * The kernel offers it in INIT only when the fuse module's parameter enable_uring is on;
  * uring_setup() turns it on (it only makes the kernel offer it; daemons that do not ask are

@@ -1,7 +1,7 @@
 #!/bin/bash
 # FUSE over io_uring (Linux 6.14+, fs/uring.h). Where the kernel has it, every other test of
 # the suite already runs over it; this one checks that it is really in use and the ways back:
-# requests come through one ring per thread, 4 threads bound to each CPU (the rings'
+# requests come through one ring per thread, 4 threads for each CPU's queue (the rings'
 # completion counters in /proc/PID/fdinfo move with the requests); large requests and replies
 # are whole (1 MiB WRITEs, spliced 512 KiB READs); umount stops the threads; and with
 # `--no-uring`, or a kernel that refuses io_uring (kernel.io_uring_disabled=2), the daemon uses
@@ -19,12 +19,18 @@ ctfs pull -q "oci:$TMP/layout:v1" >/dev/null || bail_out "cannot pull the fixtur
 img=$MNT/images/localhost/layout:v1
 BB=$(command -v busybox)
 
-# the kernel's queue count: its possible CPUs ("0-3,6")
-cpus=0
-IFS=, read -ra ranges </sys/devices/system/cpu/possible
-for r in "${ranges[@]}"; do
-	if [[ $r == *-* ]]; then cpus=$((cpus + ${r#*-} - ${r%-*} + 1)); else cpus=$((cpus + 1)); fi
-done
+# cpu_list FILE: the CPUs of a sysfs list ("0-3,6"), one per line
+cpu_list() {
+	local r ranges
+	IFS=, read -ra ranges <"$1"
+	for r in "${ranges[@]}"; do
+		if [[ $r == *-* ]]; then seq "${r%-*}" "${r#*-}"; else echo "$r"; fi
+	done
+}
+# the kernel's queues, one per possible CPU: 4 threads each for an online CPU, else 1
+cpus=$(cpu_list /sys/devices/system/cpu/possible | wc -l)
+online=$(cpu_list /sys/devices/system/cpu/online | wc -l)
+threads=$((4 * online + cpus - online))
 
 daemon_pid() { jq -r .pid "$CTFS_ROOT/mount.json"; }
 # ring_fds PID: the daemon's io_uring fds
@@ -50,18 +56,7 @@ pid=$(daemon_pid)
 id=$(ctfs create localhost/layout:v1) || bail_out "cannot create a container"
 C=$MNT/containers/$id
 t_is "the kernel offers io_uring: ctfs mount turned it on" "$(cat /sys/module/fuse/parameters/enable_uring)" Y
-t_is "one ring per queue thread: 4 per CPU" "$(ring_fds "$pid" | wc -l)" $((4 * cpus))
-if [[ $(nproc) == "$cpus" ]]; then
-	bound=0
-	for task in /proc/"$pid"/task/*; do
-		list=$(awk '$1 == "Cpus_allowed_list:" { print $2 }' "$task/status")
-		[[ $list =~ ^[0-9]+$ ]] && bound=$((bound + 1))
-	done
-	t_is "each queue thread is bound to its CPU" "$bound" $((4 * cpus))
-else
-	skip "each queue thread is bound to its CPU" "the test runs on fewer CPUs than the machine has ($(nproc) of $cpus)"
-fi
-
+t_is "one ring per queue thread: 4 per online CPU" "$(ring_fds "$pid" | wc -l)" "$threads"
 before=$(completions "$pid")
 mkdir "$C/many" && for i in $(seq 200); do echo "$i" >"$C/many/f$i"; done
 ls -l "$C/many" >/dev/null
@@ -99,15 +94,14 @@ t_ok "  new files" sh -c "echo x >'$C/many/new' && test \"\$(cat '$C/many/new')\
 t_ok "  reads through the daemon" cmp "$C/bin/busybox" "$BB"
 t_ok "umount" ctfs umount "$MNT"
 
-# A queue whose threads cannot use their rings: until every queue has an entry the kernel holds
+# Queue threads that cannot use their rings: until every queue has an entry the kernel holds
 # every request back, so the daemon must make it give up io_uring (the mount would hang). The
-# fault: a preloaded syscall() that fails IORING_REGISTER_ENABLE_RINGS on CPU 0's threads.
+# fault: a preloaded syscall() that fails IORING_REGISTER_ENABLE_RINGS.
 if command -v cc >/dev/null; then
 	cat >"$TMP/shim.c" <<-'EOF'
 		#define _GNU_SOURCE
 		#include <dlfcn.h>
 		#include <errno.h>
-		#include <sched.h>
 		#include <stdarg.h>
 		#include <sys/syscall.h>
 		long syscall(long n, ...)
@@ -120,7 +114,7 @@ if command -v cc >/dev/null; then
 			static long (*real)(long, ...);
 			if (!real)
 				real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
-			if (n == __NR_io_uring_register && b == 12 /* ENABLE_RINGS */ && sched_getcpu() == 0) {
+			if (n == __NR_io_uring_register && b == 12 /* ENABLE_RINGS */) {
 				errno = EBUSY;
 				return -1;
 			}
@@ -129,15 +123,22 @@ if command -v cc >/dev/null; then
 	EOF
 	cc -shared -fPIC -o "$TMP/shim.so" "$TMP/shim.c" -ldl || bail_out "cannot build the fault shim"
 	# (under ASan, whose runtime then is not first in the library list)
-	t_ok "a queue that cannot use io_uring: mount" env LD_PRELOAD="$TMP/shim.so" \
+	t_ok "queues that cannot use io_uring: mount" timeout 20 env LD_PRELOAD="$TMP/shim.so" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$CTFS" --root "$CTFS_ROOT" mount "$MNT"
 	pid=$(daemon_pid)
 	t_ok "  the mount answers (the kernel went back to /dev/fuse)" timeout 10 cat "$C/many/f7"
+	if ! timeout 5 cat "$C/many/f7" >/dev/null 2>&1; then
+		# a hung mount: abort its connection (named by the mount's device minor, read from
+		# mountinfo: a stat would hang too), or nothing could unmount it
+		mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections
+		dev=$(awk -v m="$MNT" '$5 == m { print $3 }' /proc/self/mountinfo | tail -n 1)
+		[[ -z $dev ]] || echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort"
+	fi
 	t_ok "  reads" timeout 20 cmp "$C/bin/busybox" "$BB"
-	t_is "  no request came through the other queue's rings" "$(completions "$pid")" 0
+	t_is "  no request came through a ring" "$(completions "$pid")" 0
 	t_ok "umount" ctfs umount "$MNT"
 else
-	skip "a queue that cannot use io_uring" "no C compiler for the fault shim"
+	skip "queues that cannot use io_uring" "no C compiler for the fault shim"
 fi
 
 old=$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo none)
