@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -14,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -767,6 +769,46 @@ static void raise_readahead(const char *mountpoint)
         pthread_attr_destroy(&a);
 }
 
+/*
+ * A detached daemon's stdout goes to /dev/null, its stderr (libfuse's messages, the daemon's
+ * start and end) to <root>/daemon.log, so that a daemon that went away leaves a trace. The log
+ * starts over once it passes 1 MiB.
+ */
+static void detach_output(store *s)
+{
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                dup2(null, STDOUT_FILENO);
+                dup2(null, STDERR_FILENO);
+                close(null);
+        }
+        _cleanup_free_ char *path = xasprintf("%s/daemon.log", store_root(s));
+        struct stat st;
+        int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+        if (stat(path, &st) == 0 && st.st_size > (1 << 20))
+                flags |= O_TRUNC;
+        int fd = open(path, flags, 0600);
+        if (fd >= 0) {
+                dup2(fd, STDERR_FILENO);
+                close(fd);
+        }
+}
+
+static void daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void daemon_log(const char *fmt, ...)
+{
+        char when[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "%s ", when);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+}
+
 static void ready(int fd, const char *msg)
 {
         if (fd < 0)
@@ -836,14 +878,9 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
                 return r;
         }
         ready(ready_fd, "ok\n");
-        if (!(o && o->debug) && !(o && o->foreground)) {
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (null >= 0) {
-                        dup2(null, STDOUT_FILENO);
-                        dup2(null, STDERR_FILENO);
-                        close(null);
-                }
-        }
+        if (!(o && o->debug) && !(o && o->foreground))
+                detach_output(s);
+        daemon_log("daemon %d serving %s%s", (int)getpid(), mountpoint, o && o->no_uring ? " (--no-uring)" : "");
         struct watcher w = { .se = se, .v = v, .s = s, .stop = -1 };
         watch_start(&w);
         raise_readahead(mountpoint);
@@ -852,6 +889,8 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
         fuse_loop_cfg_set_idle_threads(cfg, 16);
         fuse_loop_cfg_set_max_threads(cfg, 64);
         r = fuse_session_loop_mt(se, cfg);
+        daemon_log("daemon %d: the session ended (%s), %lu requests came over io_uring", (int)getpid(),
+                   r == 0 ? "unmounted or signalled" : strerror(r < 0 ? -r : r), uring_requests());
         fuse_loop_cfg_destroy(cfg);
         watch_stop(&w);
         daemon_unrecord(s);

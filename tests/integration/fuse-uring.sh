@@ -82,6 +82,8 @@ t_ok "  are whole" cmp "$TMP/rnd" <(head -c 3000000 "$C/etc/passwd")
 t_ok "image view unchanged" cmp "$img/bin/busybox" "$BB"
 
 t_ok "umount" ctfs umount "$MNT"
+t_like "the daemon's log (root/daemon.log) has its start" "$(cat "$CTFS_ROOT/daemon.log")" "daemon $pid serving $MNT"
+t_like "  and its end, with the requests that came over io_uring" "$(cat "$CTFS_ROOT/daemon.log")" "daemon $pid: the session ended .* [0-9]+ requests came over io_uring"
 # (a zombie until its reaper takes it)
 t_fail "  the daemon and its threads are gone" sh -c "ps -o stat= -p $pid | grep -qv Z"
 
