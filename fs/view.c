@@ -469,34 +469,44 @@ static void all_remove(view *v, vnode *n)
 static void image_release(view *v, struct vimage *img);
 
 /* Free a node nobody refers to any more, and the directories that only it kept. Called with
- * v->lock held. */
+ * v->lock held. A hardlinked file has names in several directories, one of which may hold
+ * another (data/f and data/sub/f): the directories to look at go on a list, each once (when
+ * its last child goes), so none is freed twice. */
 static void node_maybe_free(view *v, vnode *n)
 {
-        while (n && !node_static(v, n) && n->nlookup == 0 && n->children == 0) {
-                table_remove(v, n);
-                all_remove(v, n);
-                if (n->kind == VK_IMAGE) {
-                        n->img->nodes--;
-                        image_release(v, n->img);
+        vnode *small[8], **todo = small;
+        size_t len = 0, cap = 8;
+        while (n) {
+                if (!node_static(v, n) && n->nlookup == 0 && n->children == 0) {
+                        table_remove(v, n);
+                        all_remove(v, n);
+                        if (n->kind == VK_IMAGE) {
+                                n->img->nodes--;
+                                image_release(v, n->img);
+                        }
+                        for (struct cname *cn = n->names, *nn; cn; cn = nn) {
+                                nn = cn->nnext;
+                                vnode *dir = cn->dir;
+                                cname_unhash(v, cn);
+                                free(cn->name);
+                                free(cn);
+                                if (--dir->children > 0)
+                                        continue;
+                                if (len == cap) {
+                                        cap *= 2;
+                                        todo = todo == small ? memcpy(xcalloc(cap, sizeof(*todo)), small, sizeof(small))
+                                                             : xrealloc(todo, cap * sizeof(*todo));
+                                }
+                                todo[len++] = dir;
+                        }
+                        listings_free(n);
+                        free(n->name);
+                        free(n);
                 }
-                vnode *next = NULL;
-                for (struct cname *cn = n->names, *nn; cn; cn = nn) {
-                        nn = cn->nnext;
-                        vnode *dir = cn->dir;
-                        cname_unhash(v, cn);
-                        free(cn->name);
-                        free(cn);
-                        dir->children--;
-                        if (!next)
-                                next = dir; /* directories have one name: no recursion there */
-                        else
-                                node_maybe_free(v, dir);
-                }
-                listings_free(n);
-                free(n->name);
-                free(n);
-                n = next;
+                n = len ? todo[--len] : NULL;
         }
+        if (todo != small)
+                free(todo);
 }
 
 static vnode *node_of(view *v, uint64_t id)
