@@ -421,6 +421,27 @@ int main(void)
                 struct statvfs sv;
                 ok(view_statfs(v, croot, &sv) == 0 && sv.f_bsize > 0, "statfs");
 
+                /* a hardlink set with names in a directory and in its subdirectory (data/hl1,
+                 * data/hl3, data/sub/hl2), forgotten after both directories: each directory is
+                 * freed once (the file's forget freed `data` twice: glibc aborted the daemon) */
+                {
+                        char q[512];
+#define CP(rel) (snprintf(q, sizeof(q), "%s/%s", cpath, rel), q)
+                        uint64_t dn = walk(CP("data"), NULL), sub = walk(CP("data/sub"), NULL);
+                        uint64_t hn = walk(CP("data/hl1"), NULL);
+                        ok(dn && sub && hn && walk(CP("data/sub/hl2"), NULL) == hn && walk(CP("data/hl3"), NULL) == hn,
+                           "container: hardlink names in data/ and data/sub/ found");
+                        view_forget(v, walk(CP("data/empty"), NULL), 1000); /* data's other children */
+                        view_forget(v, walk(CP("data/big"), NULL), 1000);
+                        view_forget(v, sub, 1000);
+                        view_forget(v, dn, 1000);
+                        view_forget(v, hn, 1000);
+                        struct view_entry fe;
+                        ok(walk(CP("data/sub/hl2"), &fe) && fe.st.st_nlink == 3,
+                           "  forgotten after its directories, the set frees each of them once");
+#undef CP
+                }
+
                 /* one node per inode: every name of a hardlink set, before and after copy-up */
                 char p2[512];
                 snprintf(p, sizeof(p), "%s/data/hl1", cpath);
