@@ -93,7 +93,8 @@ static atomic_ulong requests;
 
 unsigned long uring_requests(void) { return requests; }
 
-/* The CPUs in a sysfs list ("0-3,6") as flags in set[max]; how many, 0 when unreadable. */
+/* How many CPUs a sysfs list ("0-3,6") names, 0 when unreadable; set[c] (if set) for each
+ * CPU c below max. */
 static unsigned cpu_list(const char *path, bool *set, unsigned max)
 {
         char buf[512];
@@ -117,7 +118,7 @@ static unsigned cpu_list(const char *path, bool *set, unsigned max)
                         if (end == p || b < a)
                                 return 0;
                 }
-                for (unsigned long c = a; c <= b && c < max; c++)
+                for (unsigned long c = a; set && c <= b && c < max; c++)
                         set[c] = true;
                 count += (unsigned)(b - a + 1);
                 p = *end == ',' ? end + 1 : end;
@@ -166,8 +167,8 @@ bool uring_prepare(size_t payload)
 {
         /* the kernel's queues: num_possible_cpus() of them, a request going to the one
          * numbered as the CPU it was made on */
-        static bool possible[MAX_CPUS], online[MAX_CPUS];
-        unsigned queues = cpu_list("/sys/devices/system/cpu/possible", possible, MAX_CPUS);
+        static bool online[MAX_CPUS];
+        unsigned queues = cpu_list("/sys/devices/system/cpu/possible", NULL, MAX_CPUS);
         if (!wanted || !session || queues == 0 || queues > MAX_CPUS ||
             cpu_list("/sys/devices/system/cpu/online", online, MAX_CPUS) == 0)
                 return false;

@@ -47,7 +47,7 @@ bool uring_prepare(size_t payload);
 void uring_start(bool ok);
 /* Once the mount is gone: stop the queues' threads (each finishes the request it has). */
 void uring_stop(void);
-/* How many requests came through io_uring so far (for tests and --debug). */
+/* How many requests came through io_uring so far (the daemon logs it when it ends). */
 unsigned long uring_requests(void);
 
 /*
