@@ -178,18 +178,19 @@ t_is "prune keeps the image intact" "$(ctfs export "$NAME" | sha256sum | cut -d'
 
 reg_start main
 reg_push "$REF" img:v1
-RREF=$REG/img:v1
+# Through a proxy that sends blobs at 16 MiB/s: a pull then takes about 2.5 s, most of it in
+# the download of the 32 MB layer, and no longer depends on how fast this disk creates files
+# (CI once saw 1 of 5 pulls killed: the pulls after the timed ones were much faster).
+py_server registry-proxy "$REG" trickle "$TMP/proxy.log"
+RREF=127.0.0.1:$PY_PORT/img:v1
 CTFS_ROOT=$TMP/root-registry
 ctfs images >/dev/null
 t_ok "registry: a clean pull" ctfs pull -q "$RREF"
 t_is "registry: the same image as the local pull" "$(ctfs export "$RREF" | sha256sum | cut -d' ' -f1)" "$want_sum"
 ctfs rmi "$RREF" >/dev/null
 ctfs prune >/dev/null
-# the kill delays are fractions of a warm pull: the first pays for cold caches and loading
-# libcurl, and delays taken from it let the later, faster pulls finish before the kill. The
-# fastest of three: one pull can take several times another (on an ext4 without a journal,
-# creating files right after `prune` deleted them is slow for minutes), and a delay taken from
-# a slow one lets every later pull finish before its kill.
+# the kill delays are fractions of the fastest of three warm pulls (the first pull pays for
+# cold caches and loading libcurl).
 rns=
 for _ in 1 2 3; do
 	start=$(date +%s%N)
@@ -220,4 +221,4 @@ for frac in 0.05 0.15 0.3 0.5 0.8; do
 	ctfs prune >/dev/null
 done
 diag "registry: $rkilled of 5 pulls killed (a full pull took ${rduration}s)"
-t_ok "registry: some pulls were killed before they completed" test "$rkilled" -ge 2
+t_ok "registry: most pulls were killed before they completed" test "$rkilled" -ge 4

@@ -13,6 +13,8 @@ UPSTREAM is host:port of a plain-HTTP registry; MODES a comma-separated list of
   redirect  /v2/ wants Basic credentials (any); blob requests to 127.0.0.1 are redirected to
             localhost (another origin), where they are served without asking
   slow      every full blob download over 4 KiB waits 1.5 s before its body
+  trickle   every blob body is sent at 16 MiB/s, in 256 KiB pieces (a pull's time is then
+            mostly its downloads, the same from one pull to the next)
 Every request is logged to LOGFILE as "METHOD PATH host=H range=R auth=yes|no".
 The port it listens on (127.0.0.1) is written to PORTFILE.
 """
@@ -125,6 +127,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(20)
             self.close_connection = True
+            return
+        if "trickle" in modes and is_blob:
+            piece = 256 * 1024
+            for off in range(0, len(body), piece):
+                self.wfile.write(body[off:off + piece])
+                self.wfile.flush()
+                time.sleep(piece / (16 * 1024 * 1024))
             return
         self.wfile.write(body)
 
