@@ -896,8 +896,9 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
         fuse_loop_cfg_set_idle_threads(cfg, 16);
         fuse_loop_cfg_set_max_threads(cfg, 64);
         r = fuse_session_loop_mt(se, cfg);
-        daemon_log("daemon %d: the session ended (%s), %lu requests came over io_uring", (int)getpid(),
-                   r == 0 ? "unmounted or signalled" : strerror(r < 0 ? -r : r), uring_requests());
+        daemon_log("daemon %d: the session ended (%s), %lu requests came over io_uring, %lu image files were read ahead",
+                   (int)getpid(), r == 0 ? "unmounted or signalled" : strerror(r < 0 ? -r : r), uring_requests(),
+                   (unsigned long)view_prefetched(v));
         fuse_loop_cfg_destroy(cfg);
         watch_stop(&w);
         daemon_unrecord(s);

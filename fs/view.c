@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "prefetch.h"
 #include "tree.h"
 #include "upper.h"
 #include "util.h"
@@ -162,6 +163,7 @@ struct view {
         vnode *all;
         struct cname **cn_buckets;
         size_t n_cn_buckets, n_cn;
+        prefetch *pf; /* reading image files ahead of a reader going through a directory */
 };
 
 struct view_file {
@@ -1866,6 +1868,8 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                         fd = store_object_open(v->s, i->digest);
                 if (fd < 0)
                         return fd == -1 ? -errno : fd == -ENOENT ? -EIO : fd;
+                if (i->size > 0)
+                        prefetch_opened(v->pf, n->img, t, n->tino, fd);
                 *ret = file_new(v, n, fd, true, true);
                 *ret_keep_cache = true;
                 return 0;
@@ -2561,14 +2565,18 @@ int view_new(store *s, view **ret)
         v->containers.ino = 3;
         v->vino_next = 16;
         v->upper_ino_next = 1;
+        prefetch_new(s, &v->pf);
         *ret = v;
         return 0;
 }
+
+uint64_t view_prefetched(view *v) { return prefetch_count(v->pf); }
 
 void view_free(view *v)
 {
         if (!v)
                 return;
+        prefetch_free(v->pf);
         for (vnode *n = v->all, *next; n; n = next) {
                 next = n->anext;
                 for (struct cname *cn = n->names, *nn; cn; cn = nn) {

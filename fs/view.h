@@ -50,6 +50,8 @@ struct view_ctx {
 
 int view_new(store *s, view **ret);
 void view_free(view *v);
+/* Image files read ahead so far (prefetch.h: a reader going through a directory's files). */
+uint64_t view_prefetched(view *v);
 
 /* -ENOENT fills ret as a negative entry (id 0) with the timeout to cache it for. */
 int view_lookup(view *v, uint64_t parent, const char *name, struct view_entry *ret);

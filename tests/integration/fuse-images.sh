@@ -97,7 +97,13 @@ sleep 0.3
 t_fail "a killed daemon leaves a dead mount" stat "$img"
 t_ok "mount again over the dead mount" fmount "$MNT"
 t_ok "serves again" "$TREECMP" "$TMP/ref/rootfs" "$img"
+# a reader going through a directory's files, from the disk: the daemon reads the next files'
+# objects ahead (fs/prefetch.h; the daemon's last line counts them)
+sync && echo 3 >/proc/sys/vm/drop_caches
+t_ok "read every file, cold" sh -c "cd '$img' && find . -type f -print0 | xargs -0 cat >/dev/null"
 t_ok "umount" fumount
+t_like "  the daemon read image files ahead of the reader" "$(tail -1 "$CTFS_ROOT/daemon.log")" \
+	" [1-9][0-9]* image files were read ahead"
 t_fail "umount leaves no mount" grep -q " $MNT " /proc/self/mountinfo
 t_fail "and no record" test -e "$CTFS_ROOT/mount.json"
 t_fail "umount when not mounted fails" fumount

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Reading ahead across files: see prefetch.h. */
+#include "prefetch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define STREAMS 16     /* readers followed at once (the least recently used one goes) */
+#define GAP 64         /* an open at most this many inodes past the last continues a stream */
+#define START 3        /* ascending opens before reading ahead starts */
+#define AHEAD_FILES 32 /* files read ahead of the reader (in two batches)... */
+#define AHEAD_SCAN 512 /* ...found among at most this many inodes past it */
+#define QUEUE 256      /* jobs waiting; more are dropped (the reader is that far behind) */
+#define THREADS 2      /* each open blocks on the object's inode when it is not cached */
+
+struct stream {
+        const void *key;
+        tree_ino last;  /* the last inode opened */
+        tree_ino ahead; /* inodes up to here were looked at for reading ahead */
+        tree_ino due;   /* the next batch is queued when the reader opens this one */
+        unsigned streak;
+        uint64_t used;
+};
+
+struct job {
+        uint8_t digest[DIGEST_LEN];
+        uint64_t size;
+};
+
+struct prefetch {
+        store *s;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct stream streams[STREAMS];
+        uint64_t tick;
+        struct job queue[QUEUE];
+        unsigned head, len;
+        bool stop;
+        pthread_t threads[THREADS];
+        unsigned n_threads;
+        atomic_uint_fast64_t count;
+};
+
+static void *worker(void *arg)
+{
+        prefetch *p = arg;
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                while (!p->stop && p->len == 0)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                if (p->stop)
+                        break;
+                struct job j = p->queue[p->head];
+                p->head = (p->head + 1) % QUEUE;
+                p->len--;
+                pthread_mutex_unlock(&p->lock);
+                int fd = store_object_open(p->s, j.digest);
+                if (fd >= 0) {
+                        /* starts the reads and returns: the pages arrive meanwhile */
+                        off_t len = (off_t)(j.size < PREFETCH_FILE_BYTES ? j.size : PREFETCH_FILE_BYTES);
+                        (void)posix_fadvise(fd, 0, len, POSIX_FADV_WILLNEED);
+                        close(fd);
+                        atomic_fetch_add(&p->count, 1);
+                }
+                pthread_mutex_lock(&p->lock);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+int prefetch_new(store *s, prefetch **ret)
+{
+        prefetch *p = xcalloc(1, sizeof(*p));
+        p->s = s;
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+        for (unsigned i = 0; i < THREADS; i++) {
+                pthread_attr_t a;
+                pthread_attr_init(&a);
+                pthread_attr_setstacksize(&a, 256 * 1024);
+                int r = pthread_create(&p->threads[i], &a, worker, p);
+                pthread_attr_destroy(&a);
+                if (r != 0)
+                        break;
+                p->n_threads++;
+        }
+        *ret = p;
+        return 0;
+}
+
+void prefetch_free(prefetch *p)
+{
+        if (!p)
+                return;
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        for (unsigned i = 0; i < p->n_threads; i++)
+                pthread_join(p->threads[i], NULL);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+uint64_t prefetch_count(prefetch *p) { return p ? atomic_load(&p->count) : 0; }
+
+/* Is the start of the file in the page cache? (a read that may not wait) */
+static bool cached(int fd)
+{
+        char c;
+        struct iovec iov = { &c, 1 };
+        return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0;
+}
+
+/* Queue up to `files` regular files after s->ahead (within AHEAD_SCAN inodes of the reader)
+ * for reading ahead; the next batch is due when the reader reaches the first of these. p->lock
+ * held. */
+static void queue_batch(prefetch *p, struct stream *s, const tree *t, unsigned files)
+{
+        uint32_t n = tree_count(t);
+        tree_ino end = s->last + AHEAD_SCAN < n ? s->last + AHEAD_SCAN : n;
+        tree_ino i = (s->ahead > s->last ? s->ahead : s->last) + 1;
+        s->due = UINT32_MAX;
+        for (; i < end && files > 0 && p->len < QUEUE; i++) {
+                const struct tree_inode *ti = tree_get(t, i);
+                if (!ti || !S_ISREG(ti->mode) || ti->size == 0 || (ti->flags & TREE_F_HLINK_REF))
+                        continue;
+                struct job *j = &p->queue[(p->head + p->len) % QUEUE];
+                memcpy(j->digest, ti->digest, DIGEST_LEN);
+                j->size = ti->size;
+                p->len++;
+                files--;
+                if (s->due == UINT32_MAX)
+                        s->due = i;
+        }
+        if (i - 1 > s->ahead)
+                s->ahead = i - 1;
+        if (p->len)
+                pthread_cond_broadcast(&p->cond);
+}
+
+void prefetch_opened(prefetch *p, const void *key, const tree *t, tree_ino ino, int fd)
+{
+        if (!p || p->n_threads == 0)
+                return;
+        pthread_mutex_lock(&p->lock);
+        p->tick++;
+        struct stream *s = NULL, *lru = &p->streams[0];
+        for (unsigned i = 0; i < STREAMS; i++) {
+                struct stream *x = &p->streams[i];
+                if (x->key == key && ino > x->last && (ino - x->last <= GAP || ino <= x->ahead)) {
+                        s = x;
+                        break;
+                }
+                if (x->used < lru->used)
+                        lru = x;
+        }
+        if (s) {
+                s->streak++;
+                s->last = ino;
+                s->used = p->tick;
+                if (s->streak + 1 == START)
+                        queue_batch(p, s, t, AHEAD_FILES);
+                else if (s->streak + 1 > START && ino >= s->due)
+                        queue_batch(p, s, t, AHEAD_FILES / 2);
+        } else if (!cached(fd)) {
+                /* a new reader, maybe: followed from a file that had to come from the disk */
+                *lru = (struct stream){ .key = key, .last = ino, .ahead = ino, .due = UINT32_MAX, .used = p->tick };
+        }
+        pthread_mutex_unlock(&p->lock);
+}
