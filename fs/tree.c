@@ -163,7 +163,8 @@ static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
         return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
-int tree_lookup(const tree *t, tree_ino dir, const char *name, size_t name_len, tree_ino *ret_ino)
+int tree_lookup_at(const tree *t, tree_ino dir, const char *name, size_t name_len, tree_ino *ret_ino,
+                   uint32_t *ret_idx)
 {
         uint32_t n;
         int err;
@@ -180,7 +181,10 @@ int tree_lookup(const tree *t, tree_ino dir, const char *name, size_t name_len, 
                 if (c == 0) {
                         if (!child_ok(t, dir, de[mid].ino))
                                 return -EIO;
-                        *ret_ino = de[mid].ino;
+                        if (ret_ino)
+                                *ret_ino = de[mid].ino;
+                        if (ret_idx)
+                                *ret_idx = mid;
                         return 0;
                 }
                 if (c < 0)
@@ -189,6 +193,11 @@ int tree_lookup(const tree *t, tree_ino dir, const char *name, size_t name_len, 
                         lo = mid + 1;
         }
         return -ENOENT;
+}
+
+int tree_lookup(const tree *t, tree_ino dir, const char *name, size_t name_len, tree_ino *ret_ino)
+{
+        return tree_lookup_at(t, dir, name, name_len, ret_ino, NULL);
 }
 
 int tree_resolve(const tree *t, const char *path, tree_ino *ret_ino)

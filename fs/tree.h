@@ -94,6 +94,9 @@ size_t tree_size(const tree *t);
 const struct tree_inode *tree_get(const tree *t, tree_ino ino);
 /* -ENOENT, -ENOTDIR, -EIO (corrupt) */
 int tree_lookup(const tree *t, tree_ino dir, const char *name, size_t name_len, tree_ino *ret_ino);
+/* The same, and the entry's position in the directory's listing (tree_dir_entry's idx). */
+int tree_lookup_at(const tree *t, tree_ino dir, const char *name, size_t name_len, tree_ino *ret_ino,
+                   uint32_t *ret_idx);
 /* Walk a relative path ("a/b/c", "" or "." for the root) without following symlinks. */
 int tree_resolve(const tree *t, const char *path, tree_ino *ret_ino);
 int tree_readlink(const tree *t, tree_ino ino, const char **ret_target, size_t *ret_len);

@@ -1892,6 +1892,10 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                                 cont_note(v, n, &e);
                 }
                 cref_done(&cr);
+                /* a file still in the image (its number is its tree inode's): read ahead as in
+                 * the image's own view, one reader per container */
+                if (r == 0 && lower && n->c->t && (n->ino & ~0xffffffffULL) == ino_clower(n->c, 0) - 1)
+                        prefetch_opened(v->pf, n->c, n->c->t, (tree_ino)((n->ino & 0xffffffffu) - 1), fd);
                 cont_end(n->c);
                 if (r < 0)
                         return r;
@@ -2075,6 +2079,23 @@ static uint64_t name_cookie(const view *v, const char *name, size_t len)
         return c < COOKIE_FIRST ? c + COOKIE_FIRST : c;
 }
 
+/* In a container directory over an image directory, the names the image has take their place
+ * in the image's listing as cookie (fixed for the container's life: the tree never changes,
+ * and a name keeps it through copy-up, deletion and re-creation), the others a hash above all
+ * of these. So a container lists its image's entries in the image's order, which is inode
+ * order (prefetch.h: a reader going through them is read ahead) and the order of the image's
+ * own view. */
+#define COOKIE_UPPER (1ULL << 61)
+
+static uint64_t cont_cookie(const view *v, const vnode *dir, const char *name)
+{
+        size_t len = strlen(name);
+        uint32_t idx;
+        if (dir->dmerge && dir->c->t && tree_lookup_at(dir->c->t, dir->dlower, name, len, NULL, &idx) == 0)
+                return COOKIE_FIRST + idx;
+        return COOKIE_UPPER + (name_cookie(v, name, len) >> 3);
+}
+
 static void dir_add(struct listing *l, const char *name, size_t len, uint64_t ino, mode_t type)
 {
         l->e = xrealloc(l->e, (l->n_e + 1) * sizeof(*l->e));
@@ -2187,7 +2208,8 @@ static int listing_build(view *v, vnode *n, struct listing **ret)
                 return r;
         }
         for (size_t i = 0; i < l->n_e; i++)
-                l->e[i].cookie = name_cookie(v, l->e[i].name, strlen(l->e[i].name));
+                l->e[i].cookie = n->kind == VK_CNODE ? cont_cookie(v, n, l->e[i].name)
+                                                     : name_cookie(v, l->e[i].name, strlen(l->e[i].name));
         if (l->n_e > 1)
                 qsort(l->e, l->n_e, sizeof(*l->e), dent_cmp);
         *ret = l;

@@ -197,6 +197,14 @@ fi
 find "$C" -printf '%p %y %m %U %G %s\n' 2>/dev/null | sort >"$TMP/before"
 t_ok "umount" fumount
 t_ok "mount again" fmount "$MNT"
+# (on the new mount, before anything reads an image view: the daemon's last line counts the
+# files it read ahead over its life)
+sync && echo 3 >/proc/sys/vm/drop_caches
+t_ok "read every file of the container, cold" sh -c "cd '$C' && find . -type f -print0 | xargs -0 cat >/dev/null"
+t_ok "  umount" fumount
+t_like "  the daemon read the image's files ahead of the container's reader" "$(tail -1 "$CTFS_ROOT/daemon.log")" \
+	" [1-9][0-9]* image files were read ahead"
+t_ok "  mount again" fmount "$MNT"
 find "$C" -printf '%p %y %m %U %G %s\n' 2>/dev/null | sort >"$TMP/after"
 t_ok "everything is as it was after a remount" diff "$TMP/before" "$TMP/after"
 t_ok "write and fsync a file" py "import os; fd = os.open('$C/durable', os.O_WRONLY | os.O_CREAT, 0o644); os.write(fd, b'durable'); os.fsync(fd); os.close(fd)"

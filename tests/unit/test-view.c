@@ -323,6 +323,29 @@ int main(void)
                 data = read_v(p);
                 ok(data && strncmp(data, "Root:x", 6) == 0, "the change is visible");
                 free(data);
+                {
+                        /* the image's names keep their place in the image's listing (also copied
+                         * up, as passwd now is); the container's own come after them */
+                        static char cn[64][64], in[64][64];
+                        off_t co = 0, io = 0;
+                        char cetc[160];
+                        snprintf(cetc, sizeof(cetc), "%s/etc", cpath);
+                        size_t nc = list_from(walk(cetc, NULL), &co, 64, cn);
+                        char ietc[160];
+                        snprintf(ietc, sizeof(ietc), "%s/etc", I);
+                        size_t ni = list_from(walk(ietc, NULL), &io, 64, in);
+                        bool same = ni >= 2 && nc == ni + 1 && strcmp(cn[nc - 1], "hello") == 0;
+                        for (size_t k = 0; same && k < ni; k++)
+                                same = strcmp(cn[k], in[k]) == 0;
+                        nc = list_from(walk(cpath, NULL), &(off_t){ 0 }, 64, cn);
+                        ni = list_from(walk(I, NULL), &(off_t){ 0 }, 64, in);
+                        same = same && ni >= 6 && nc == ni;
+                        for (size_t k = 0; same && k < ni; k++)
+                                same = strcmp(cn[k], in[k]) == 0;
+                        ok(same, "a container lists its image's entries in the image's order, its own after them");
+                        for (size_t k = 0; !same && k < nc; k++)
+                                diag("%zu: %s | %s", k, cn[k], k < ni ? in[k] : "");
+                }
 
                 ok(view_unlink(v, etc, "passwd") == 0 && lstat_v(p, &st) < 0, "unlink");
                 snprintf(p, sizeof(p), "%s/etc", cpath);
