@@ -2295,12 +2295,13 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
         /*
          * Other directories are listed from a snapshot, kept on the node between requests (the
          * kernel lists without a handle of ours) and made anew at position 0. Positions are
-         * cookies, keyed hashes of the names, and the snapshot is in cookie order: a reader goes
+         * cookies (keyed hashes of the names; in a container, an image name's place in the
+         * image's listing: cont_cookie), and the snapshot is in cookie order: a reader goes
          * on after the last cookie it got, in whatever snapshot is there, or a new one, so that
          * every entry that did not change meanwhile comes exactly once, however the readers
          * of a directory interleave (a name that comes or goes meanwhile may or may not show,
          * as POSIX allows). The key is random per view: a container cannot choose names whose
-         * cookies collide. A gone directory (its container removed) fails at position 0 rather
+         * cookies collide (and an image's places are distinct). A gone directory (its container removed) fails at position 0 rather
          * than list "." and "..".
          */
         if (off == 0 || off == 1) {
