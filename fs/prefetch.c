@@ -124,8 +124,9 @@ static bool cached(int fd)
 }
 
 /* Queue up to `files` regular files after s->ahead (within AHEAD_SCAN inodes of the reader)
- * for reading ahead; the next batch is due when the reader reaches the first of these. p->lock
- * held. */
+ * for reading ahead; the next batch is due when the reader reaches the first of these (or,
+ * with none queued, the end of what was looked at, or its next open when the queue is full).
+ * p->lock held. */
 static void queue_batch(prefetch *p, struct stream *s, const tree *t, unsigned files)
 {
         uint32_t n = tree_count(t);
@@ -146,6 +147,8 @@ static void queue_batch(prefetch *p, struct stream *s, const tree *t, unsigned f
         }
         if (i - 1 > s->ahead)
                 s->ahead = i - 1;
+        if (s->due == UINT32_MAX) /* nothing queued: try again when the reader gets further */
+                s->due = p->len >= QUEUE ? s->last + 1 : i;
         if (p->len)
                 pthread_cond_broadcast(&p->cond);
 }
