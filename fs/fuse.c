@@ -463,6 +463,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
         _cleanup_free_ char *buf = xmalloc(size);
         size_t used = 0;
         int err = 0;
+        /* the lookups the entries count: given back should the reply not reach the kernel */
+        _cleanup_free_ uint64_t *ids = NULL;
+        size_t n_ids = 0, cap_ids = 0;
         for (;;) {
                 const char *name;
                 struct stat st;
@@ -480,18 +483,30 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
                         struct view_entry ve;
                         bool looked_up = false;
                         if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
-                                if (view_lookup(v, view_dir_id(d), name, &ve) < 0) {
+                                r = view_lookup(v, view_dir_id(d), name, &ve);
+                                if (r == -ENOENT) {
                                         off = next; /* gone since the listing was made */
                                         continue;
                                 }
-                                fill_entry(&e, &ve);
-                                looked_up = true;
+                                /* (another error: the name is listed without attributes, nodeid
+                                 * 0, which the kernel lists and looks up when it is used) */
+                                if (r == 0) {
+                                        fill_entry(&e, &ve);
+                                        looked_up = true;
+                                }
                         }
                         n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
                         if (n > size - used) {
                                 if (looked_up)
                                         view_forget(v, ve.id, 1);
                                 break;
+                        }
+                        if (looked_up) {
+                                if (n_ids == cap_ids) {
+                                        cap_ids = cap_ids ? 2 * cap_ids : 64;
+                                        ids = xrealloc(ids, cap_ids * sizeof(*ids));
+                                }
+                                ids[n_ids++] = ve.id;
                         }
                 } else {
                         n = fuse_add_direntry(req, buf + used, size - used, name, &st, next);
@@ -507,8 +522,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
         view_releasedir(own);
         if (err && used == 0)
                 fuse_reply_err(req, err);
-        else
-                fuse_reply_buf(req, buf, used);
+        else if (fuse_reply_buf(req, buf, used) != 0) /* interrupted: the kernel has no entry */
+                for (size_t i = 0; i < n_ids; i++)
+                        view_forget(v, ids[i], 1);
         /* The empty reply makes the kernel's copy of a virtual directory's listing complete:
          * drop it. Should this come before the reader has marked its copy complete, that copy
          * lacks the dropped pages, and the next listing asks again all the same. No directory

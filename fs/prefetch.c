@@ -157,6 +157,8 @@ void prefetch_opened(prefetch *p, const void *key, const tree *t, tree_ino ino, 
 {
         if (!p || p->n_threads == 0)
                 return;
+        /* (before the lock: a read that may not wait can still start the file's readahead) */
+        bool cold = !cached(fd);
         pthread_mutex_lock(&p->lock);
         p->tick++;
         struct stream *s = NULL, *lru = &p->streams[0];
@@ -177,7 +179,7 @@ void prefetch_opened(prefetch *p, const void *key, const tree *t, tree_ino ino, 
                         queue_batch(p, s, t, AHEAD_FILES);
                 else if (s->streak + 1 > START && ino >= s->due)
                         queue_batch(p, s, t, AHEAD_FILES / 2);
-        } else if (!cached(fd)) {
+        } else if (cold) {
                 /* a new reader, maybe: followed from a file that had to come from the disk */
                 *lru = (struct stream){ .key = key, .last = ino, .ahead = ino, .due = UINT32_MAX, .used = p->tick };
         }

@@ -2087,19 +2087,26 @@ static uint64_t name_cookie(const view *v, const char *name, size_t len)
  * own view. */
 #define COOKIE_UPPER (1ULL << 61)
 
-static uint64_t cont_cookie(const view *v, const vnode *dir, const char *name)
+/* (lower: the image's directory, or NULL; container lock held, which keeps c->t mapped) */
+static uint64_t cont_cookie(const view *v, const tree *t, const tree_ino *lower, const char *name)
 {
         size_t len = strlen(name);
         uint32_t idx;
-        if (dir->dmerge && dir->c->t && tree_lookup_at(dir->c->t, dir->dlower, name, len, NULL, &idx) == 0)
+        if (t && lower && tree_lookup_at(t, *lower, name, len, NULL, &idx) == 0)
                 return COOKIE_FIRST + idx;
         return COOKIE_UPPER + (name_cookie(v, name, len) >> 3);
 }
 
-static void dir_add(struct listing *l, const char *name, size_t len, uint64_t ino, mode_t type)
+/* cookie 0: the name's hash (listing_build) */
+static void dir_add_at(struct listing *l, const char *name, size_t len, uint64_t ino, mode_t type, uint64_t cookie)
 {
         l->e = xrealloc(l->e, (l->n_e + 1) * sizeof(*l->e));
-        l->e[l->n_e++] = (struct dent){ xstrndup(name, len), ino, type, 0 };
+        l->e[l->n_e++] = (struct dent){ xstrndup(name, len), ino, type, cookie };
+}
+
+static void dir_add(struct listing *l, const char *name, size_t len, uint64_t ino, mode_t type)
+{
+        dir_add_at(l, name, len, ino, type, 0);
 }
 
 static int dent_cmp(const void *a, const void *b)
@@ -2173,6 +2180,10 @@ static int dir_build(view *v, vnode *n, struct listing *d)
                 r = cref_dir(n, &cr);
                 if (r == 0)
                         r = upper_readdir(n->c->u, &cr.d, &ents, &cnt);
+                pthread_mutex_lock(&v->lock);
+                tree_ino lower = n->dlower;
+                bool merge = n->dmerge;
+                pthread_mutex_unlock(&v->lock);
                 for (size_t i = 0; r == 0 && i < cnt; i++) {
                         struct upper_ent e;
                         uint64_t ino = 0;
@@ -2186,7 +2197,8 @@ static int dir_build(view *v, vnode *n, struct listing *d)
                         } else {
                                 continue;
                         }
-                        dir_add(d, ents[i].name, strlen(ents[i].name), ino, type);
+                        dir_add_at(d, ents[i].name, strlen(ents[i].name), ino, type,
+                                   cont_cookie(v, n->c->t, merge ? &lower : NULL, ents[i].name));
                 }
                 upper_dirents_free(ents, cnt);
                 cref_done(&cr);
@@ -2208,8 +2220,8 @@ static int listing_build(view *v, vnode *n, struct listing **ret)
                 return r;
         }
         for (size_t i = 0; i < l->n_e; i++)
-                l->e[i].cookie = n->kind == VK_CNODE ? cont_cookie(v, n, l->e[i].name)
-                                                     : name_cookie(v, l->e[i].name, strlen(l->e[i].name));
+                if (!l->e[i].cookie)
+                        l->e[i].cookie = name_cookie(v, l->e[i].name, strlen(l->e[i].name));
         if (l->n_e > 1)
                 qsort(l->e, l->n_e, sizeof(*l->e), dent_cmp);
         *ret = l;
