@@ -112,6 +112,16 @@ static void reply_entry(fuse_req_t req, int r, const struct view_entry *ve)
                 view_forget(v, ve->id, 1); /* the request was interrupted: no reference */
 }
 
+/* view_set_store: data for the kernel's cache of a file (an error means the kernel has no
+ * such inode any more, or the mount is going: nothing to do) */
+static void store_data(void *ud, uint64_t id, const void *data, size_t len)
+{
+        (void)ud;
+        struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+        bv.buf[0].mem = (void *)data;
+        (void)fuse_lowlevel_notify_store(session, id, 0, &bv, 0);
+}
+
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
         (void)ud;
@@ -863,6 +873,7 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
                 view_free(v);
                 return -EIO;
         }
+        view_set_store(v, store_data, NULL);
         if (fuse_set_signal_handlers(se) < 0) {
                 ready(ready_fd, "error: cannot install signal handlers\n");
                 fuse_session_destroy(se);
@@ -912,14 +923,16 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
         fuse_loop_cfg_set_idle_threads(cfg, 16);
         fuse_loop_cfg_set_max_threads(cfg, 64);
         r = fuse_session_loop_mt(se, cfg);
-        daemon_log("daemon %d: the session ended (%s), %lu requests came over io_uring, %lu image files were read ahead",
+        daemon_log("daemon %d: the session ended (%s), %lu requests came over io_uring, %lu image files were read "
+                   "ahead (%lu of them into the kernel's cache of a container's file)",
                    (int)getpid(), r == 0 ? "unmounted or signalled" : strerror(r < 0 ? -r : r), uring_requests(),
-                   (unsigned long)view_prefetched(v));
+                   (unsigned long)view_prefetched(v), (unsigned long)view_stored(v));
         fuse_loop_cfg_destroy(cfg);
         watch_stop(&w);
         daemon_unrecord(s);
         fuse_session_unmount(se);
         uring_stop();
+        view_stop_prefetch(v); /* (its threads may be storing data through the session) */
         fuse_remove_signal_handlers(se);
         fuse_session_destroy(se);
         view_free(v);

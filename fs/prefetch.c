@@ -25,6 +25,7 @@
 
 struct stream {
         const void *key;
+        bool store;
         tree_ino last;  /* the last inode opened */
         tree_ino ahead; /* inodes up to here were looked at for reading ahead */
         tree_ino due;   /* the next batch is queued when the reader opens this one */
@@ -35,6 +36,9 @@ struct stream {
 struct job {
         uint8_t digest[DIGEST_LEN];
         uint64_t size;
+        const void *key; /* with store: for the store function */
+        tree_ino ino;
+        bool store;
 };
 
 struct prefetch {
@@ -49,6 +53,8 @@ struct prefetch {
         pthread_t threads[THREADS];
         unsigned n_threads;
         atomic_uint_fast64_t count;
+        prefetch_store_fn *store;
+        void *store_ud;
 };
 
 static void *worker(void *arg)
@@ -63,12 +69,16 @@ static void *worker(void *arg)
                 struct job j = p->queue[p->head];
                 p->head = (p->head + 1) % QUEUE;
                 p->len--;
+                prefetch_store_fn *fn = j.store ? p->store : NULL;
+                void *fn_ud = p->store_ud;
                 pthread_mutex_unlock(&p->lock);
                 int fd = store_object_open(p->s, j.digest);
                 if (fd >= 0) {
                         /* starts the reads and returns: the pages arrive meanwhile */
                         off_t len = (off_t)(j.size < PREFETCH_FILE_BYTES ? j.size : PREFETCH_FILE_BYTES);
                         (void)posix_fadvise(fd, 0, len, POSIX_FADV_WILLNEED);
+                        if (fn)
+                                fn(fn_ud, j.key, j.ino, fd, j.size);
                         close(fd);
                         atomic_fetch_add(&p->count, 1);
                 }
@@ -115,6 +125,16 @@ void prefetch_free(prefetch *p)
 
 uint64_t prefetch_count(prefetch *p) { return p ? atomic_load(&p->count) : 0; }
 
+void prefetch_set_store(prefetch *p, prefetch_store_fn *fn, void *ud)
+{
+        if (!p)
+                return;
+        pthread_mutex_lock(&p->lock);
+        p->store = fn;
+        p->store_ud = ud;
+        pthread_mutex_unlock(&p->lock);
+}
+
 /* Is the start of the file in the page cache? (a read that may not wait) */
 static bool cached(int fd)
 {
@@ -140,6 +160,9 @@ static void queue_batch(prefetch *p, struct stream *s, const tree *t, unsigned f
                 struct job *j = &p->queue[(p->head + p->len) % QUEUE];
                 memcpy(j->digest, ti->digest, DIGEST_LEN);
                 j->size = ti->size;
+                j->key = s->key;
+                j->ino = i;
+                j->store = s->store;
                 p->len++;
                 files--;
                 if (s->due == UINT32_MAX)
@@ -153,7 +176,7 @@ static void queue_batch(prefetch *p, struct stream *s, const tree *t, unsigned f
                 pthread_cond_broadcast(&p->cond);
 }
 
-void prefetch_opened(prefetch *p, const void *key, const tree *t, tree_ino ino, int fd)
+void prefetch_opened(prefetch *p, const void *key, const tree *t, tree_ino ino, int fd, bool to_store)
 {
         if (!p || p->n_threads == 0)
                 return;
@@ -181,7 +204,8 @@ void prefetch_opened(prefetch *p, const void *key, const tree *t, tree_ino ino, 
                         queue_batch(p, s, t, AHEAD_FILES / 2);
         } else if (cold) {
                 /* a new reader, maybe: followed from a file that had to come from the disk */
-                *lru = (struct stream){ .key = key, .last = ino, .ahead = ino, .due = UINT32_MAX, .used = p->tick };
+                *lru = (struct stream){ .key = key, .store = to_store, .last = ino, .ahead = ino, .due = UINT32_MAX,
+                                        .used = p->tick };
         }
         pthread_mutex_unlock(&p->lock);
 }

@@ -13,6 +13,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -29,8 +30,14 @@ void prefetch_free(prefetch *p);
 
 /* Regular file ino of tree t was opened; fd is its object, open. key names the reader's
  * sequence (the tree it goes through: several readers of one tree are told apart by where
- * they are). t must stay mapped during the call only: the jobs copy what they need. */
-void prefetch_opened(prefetch *p, const void *key, const tree *t, tree_ino ino, int fd);
+ * they are). t must stay mapped during the call only: the jobs copy what they need. With
+ * to_store, each file read ahead for this reader is also given to the store function. */
+void prefetch_opened(prefetch *p, const void *key, const tree *t, tree_ino ino, int fd, bool to_store);
+
+/* Called by a prefetching thread for a file read ahead (its object open, its reads started)
+ * of a reader that asked for it: key and ino as prefetch_opened had them. */
+typedef void prefetch_store_fn(void *ud, const void *key, tree_ino ino, int fd, uint64_t size);
+void prefetch_set_store(prefetch *p, prefetch_store_fn *fn, void *ud);
 
 /* Objects read ahead so far (for tests and the daemon's end line). */
 uint64_t prefetch_count(prefetch *p);

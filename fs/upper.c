@@ -1057,7 +1057,9 @@ static int copyup(upper *u, const struct upper_dir *d, const char *name, struct 
         }
         if (r < 0)
                 return r;
-        if (how == CU_DATA)
+        /* the data is the upper's now (copied, or truncated: CU_TRUNC): readers of the lower
+         * move to it */
+        if (how != CU_META && !S_ISDIR(e->st.st_mode))
                 atomic_fetch_add(&u->gen, 1);
         return upper_lookup(u, d, name, e);
 }

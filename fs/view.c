@@ -164,6 +164,9 @@ struct view {
         struct cname **cn_buckets;
         size_t n_cn_buckets, n_cn;
         prefetch *pf; /* reading image files ahead of a reader going through a directory */
+        view_store_fn *store; /* view_set_store */
+        void *store_ud;
+        atomic_uint_fast64_t stored; /* files store_ahead gave to it */
 };
 
 struct view_file {
@@ -1869,7 +1872,7 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                 if (fd < 0)
                         return fd == -1 ? -errno : fd == -ENOENT ? -EIO : fd;
                 if (i->size > 0)
-                        prefetch_opened(v->pf, n->img, t, n->tino, fd);
+                        prefetch_opened(v->pf, n->img, t, n->tino, fd, false);
                 *ret = file_new(v, n, fd, true, true);
                 *ret_keep_cache = true;
                 return 0;
@@ -1895,7 +1898,7 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                 /* a file still in the image (its number is its tree inode's): read ahead as in
                  * the image's own view, one reader per container */
                 if (r == 0 && lower && n->c->t && (n->ino & ~0xffffffffULL) == ino_clower(n->c, 0) - 1)
-                        prefetch_opened(v->pf, n->c, n->c->t, (tree_ino)((n->ino & 0xffffffffu) - 1), fd);
+                        prefetch_opened(v->pf, n->c, n->c->t, (tree_ino)((n->ino & 0xffffffffu) - 1), fd, v->store != NULL);
                 cont_end(n->c);
                 if (r < 0)
                         return r;
@@ -2606,6 +2609,62 @@ int view_new(store *s, view **ret)
 }
 
 uint64_t view_prefetched(view *v) { return prefetch_count(v->pf); }
+
+uint64_t view_stored(view *v) { return atomic_load(&v->stored); }
+
+/* A container file still in the image, read ahead (prefetch.h): the kernel reads such files
+ * through us, so their data goes into the kernel's cache of the file now, before the reader
+ * asks (view_set_store). Only while the name still is that image file, with the container's
+ * lock held: no copy-up can come between the check and the store. The node is held meanwhile,
+ * so that its id cannot name another file. */
+#define STORE_MAX (128u * 1024)
+
+static void store_ahead(void *ud, const void *key, tree_ino tino, int fd, uint64_t size)
+{
+        view *v = ud;
+        struct vcont *c = (struct vcont *)(uintptr_t)key; /* freed only with the view */
+        if (!v->store || size == 0 || size > STORE_MAX)
+                return;
+        pthread_mutex_lock(&v->lock);
+        vnode *n = table_find(v, VK_CNODE, c, ino_clower(c, tino), NULL);
+        if (n)
+                n->nlookup++;
+        pthread_mutex_unlock(&v->lock);
+        if (!n)
+                return; /* the kernel does not know the file: nothing to store it in */
+        if (cont_begin(v, c, false) == 0) {
+                struct cref cr;
+                struct upper_ent e;
+                if (cref_entry(n, &cr) == 0 && upper_lookup(c->u, cref_d(&cr), cr.name, &e) == 0 && !e.in_upper &&
+                    e.has_lower && e.lower == tino && (uint64_t)e.st.st_size == size) {
+                        char *buf = xmalloc(size);
+                        if (pread(fd, buf, size, 0) == (ssize_t)size) {
+                                v->store(v->store_ud, id_of(v, n), buf, size);
+                                atomic_fetch_add(&v->stored, 1);
+                        }
+                        free(buf);
+                }
+                cref_done(&cr);
+                cont_end(c);
+        }
+        pthread_mutex_lock(&v->lock);
+        n->nlookup--;
+        node_maybe_free(v, n);
+        pthread_mutex_unlock(&v->lock);
+}
+
+void view_stop_prefetch(view *v)
+{
+        prefetch_free(v->pf);
+        v->pf = NULL;
+}
+
+void view_set_store(view *v, view_store_fn *fn, void *ud)
+{
+        v->store = fn;
+        v->store_ud = ud;
+        prefetch_set_store(v->pf, fn ? store_ahead : NULL, v);
+}
 
 void view_free(view *v)
 {

@@ -52,6 +52,16 @@ int view_new(store *s, view **ret);
 void view_free(view *v);
 /* Image files read ahead so far (prefetch.h: a reader going through a directory's files). */
 uint64_t view_prefetched(view *v);
+/* Where the data of container files still in the image goes when they are read ahead: fn
+ * puts len bytes at offset 0 into the kernel's cache of node id (FUSE_NOTIFY_STORE). Set once,
+ * before the view serves. */
+typedef void view_store_fn(void *ud, uint64_t id, const void *data, size_t len);
+void view_set_store(view *v, view_store_fn *fn, void *ud);
+/* Stop reading ahead (its threads end: no store call after this). No request may be served
+ * meanwhile. */
+void view_stop_prefetch(view *v);
+/* Container files whose data view_set_store's function was given so far. */
+uint64_t view_stored(view *v);
 
 /* -ENOENT fills ret as a negative entry (id 0) with the timeout to cache it for. */
 int view_lookup(view *v, uint64_t parent, const char *name, struct view_entry *ret);

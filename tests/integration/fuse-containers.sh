@@ -143,6 +143,21 @@ assert os.pread(r1, 100, 0) == b'new', os.pread(r1, 100, 0)
 for fd in (r1, r2, r3):
     os.close(fd)"
 t_is "  and a later open reads the same" "$(cat "$C/data/big")" new
+# The first change of an image file an open fd reads being O_TRUNC (the copy-up keeps no data):
+# the fd reads what was written, not the image's bytes (it did up to 03abc: the truncating
+# copy-up did not move readers)
+tc=$("$DRIVER" container "$CTFS_ROOT" trunc) || bail_out "cannot make a container"
+t_ok "a reader of an image file sees it truncated and rewritten through another fd" py "
+import os
+for p in ('$MNT/containers/$tc/etc/passwd', '$MNT/containers/$tc/data/hl1'):
+    r = os.open(p, os.O_RDONLY)
+    old = os.pread(r, 100, 0) # (in the page cache now)
+    assert len(old) > 3, old
+    w = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    os.write(w, b'new')
+    os.close(w)
+    assert os.pread(r, 100, 0) == b'new', os.pread(r, 100, 0)
+    os.close(r)"
 t_ok "setxattr" setfattr -n user.k -v v "$C/etc/new2"
 t_is "  getxattr" "$(getfattr --only-values -n user.k "$C/etc/new2")" v
 t_ok "removexattr" setfattr -x user.k "$C/etc/new2"
@@ -197,13 +212,21 @@ fi
 find "$C" -printf '%p %y %m %U %G %s\n' 2>/dev/null | sort >"$TMP/before"
 t_ok "umount" fumount
 t_ok "mount again" fmount "$MNT"
-# (on the new mount, before anything reads an image view: the daemon's last line counts the
-# files it read ahead over its life)
+# Reading ahead (on the new mount, before anything reads an image view: the daemon's last line
+# counts the files it read ahead over its life, and those whose data it put into the kernel's
+# cache of a container's file before the reader asked): a fresh container read whole, cold,
+# has exactly the image's bytes.
+ra=$("$DRIVER" container "$CTFS_ROOT" readahead) || bail_out "cannot create a container"
+sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
 sync && echo 3 >/proc/sys/vm/drop_caches
-t_ok "read every file of the container, cold" sh -c "cd '$C' && find . -type f -print0 | xargs -0 cat >/dev/null"
+t_ok "read every file of a new container, cold" sh -c "cd '$MNT/containers/$ra' && find . -type f -print0 | xargs -0 cat >/dev/null"
+sync && echo 3 >/proc/sys/vm/drop_caches
+sums "$MNT/containers/$ra" >"$TMP/ra.sums"
+t_is "  and again: the same bytes as the image's" "$(sums "$img")" "$(cat "$TMP/ra.sums")"
+t_ok "read every file of the first container, cold" sh -c "cd '$C' && find . -type f -print0 | xargs -0 cat >/dev/null"
 t_ok "  umount" fumount
-t_like "  the daemon read the image's files ahead of the container's reader" "$(tail -1 "$CTFS_ROOT/daemon.log")" \
-	" [1-9][0-9]* image files were read ahead"
+t_like "  the daemon read the image's files ahead of the containers' readers" "$(tail -1 "$CTFS_ROOT/daemon.log")" \
+	" [1-9][0-9]* image files were read ahead \([1-9][0-9]* of them into the kernel's cache"
 t_ok "  mount again" fmount "$MNT"
 find "$C" -printf '%p %y %m %U %G %s\n' 2>/dev/null | sort >"$TMP/after"
 t_ok "everything is as it was after a remount" diff "$TMP/before" "$TMP/after"

@@ -58,7 +58,7 @@ static void evict(void)
 static void opened(prefetch *p, int i)
 {
         int fd = object_fd(i);
-        prefetch_opened(p, t, t, inos[i], fd);
+        prefetch_opened(p, t, t, inos[i], fd, false);
         close(fd);
 }
 
@@ -72,6 +72,28 @@ static bool becomes_resident(int i)
                 nanosleep(&ts, NULL);
         }
         return false;
+}
+
+/* the store function's calls */
+static int n_stored;
+static int stored_ok = 1;
+
+static void stored_fn(void *ud, const void *key, tree_ino ino, int fd, uint64_t size)
+{
+        (void)ud;
+        bool known = false;
+        for (int i = 13; i < FILES; i++)
+                known |= inos[i] == ino;
+        char c;
+        if (!(key != NULL && known && size == FILE_SIZE && pread(fd, &c, 1, 0) == 1))
+                __atomic_store_n(&stored_ok, 0, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&n_stored, 1, __ATOMIC_SEQ_CST);
+}
+
+static void settle_short(void)
+{
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
 }
 
 static void settle(void)
@@ -176,6 +198,34 @@ int main(void)
         settle();
         ok(prefetch_count(q) == 0 && !resident(10) && !resident(20), "opens of cached files read nothing ahead");
         prefetch_free(q);
+
+        /* a reader that asks for it: each file read ahead goes to the store function too */
+        {
+                prefetch *r;
+                prefetch_new(s, &r);
+                prefetch_set_store(r, stored_fn, NULL);
+                evict();
+                n_stored = 0;
+                opened(r, 0); /* (opened asks for no store: nothing given) */
+                opened(r, 1);
+                opened(r, 2);
+                settle();
+                ok(prefetch_count(r) > 0 && n_stored == 0, "a reader that does not ask: nothing stored");
+                prefetch_free(r);
+                prefetch_new(s, &r);
+                prefetch_set_store(r, stored_fn, NULL);
+                evict();
+                for (int i = 10; i < 13; i++) {
+                        int fd = object_fd(i);
+                        prefetch_opened(r, &r, t, inos[i], fd, true);
+                        close(fd);
+                }
+                for (int k = 0; k < 500 && __atomic_load_n(&n_stored, __ATOMIC_SEQ_CST) < 20; k++)
+                        settle_short();
+                prefetch_free(r);
+                ok(n_stored >= 20 && stored_ok, "one that asks: the files after it, with their key, inode and size (%d)",
+                   n_stored);
+        }
 
         /* stopping with work queued */
         evict();
