@@ -930,9 +930,12 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
         fuse_loop_cfg_destroy(cfg);
         watch_stop(&w);
         daemon_unrecord(s);
+        /* stores write to the session's fd, which unmount closes (a store never waits on a
+         * request: see store_ahead) */
+        view_stop_store(v);
         fuse_session_unmount(se);
         uring_stop();
-        view_stop_prefetch(v); /* (its threads may be storing data through the session) */
+        view_stop_prefetch(v);
         fuse_remove_signal_handlers(se);
         fuse_session_destroy(se);
         view_free(v);

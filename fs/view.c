@@ -109,6 +109,7 @@ struct vnode {
         bool dmerge;         /* CNODE directories: what their children merge with */
         tree_ino dlower;
         view_file *files; /* CNODE: open files, for operations on an unlinked inode */
+        bool storing;     /* CNODE: store_ahead is giving the kernel its data (v->lock) */
         struct listing *listing; /* directories other than an image's: see view_readdir */
         vnode *anext, *aprev; /* every dynamic node, so that view_free finds them */
 };
@@ -167,6 +168,11 @@ struct view {
         view_store_fn *store; /* view_set_store */
         void *store_ud;
         atomic_uint_fast64_t stored; /* files store_ahead gave to it */
+        /* v->lock: stores under way, none from now on (view_stop_store); signalled when a store
+         * ends */
+        unsigned n_storing;
+        bool store_off;
+        pthread_cond_t store_cond;
 };
 
 struct view_file {
@@ -1825,6 +1831,10 @@ static view_file *file_new(view *v, vnode *n, int fd, bool lower, bool image)
                 if (n->files)
                         n->files->prev = f;
                 n->files = f;
+                /* the kernel reads only once the open is answered: a store of the node's data
+                 * ends before (store_ahead starts none on a node with open files) */
+                while (n->storing)
+                        pthread_cond_wait(&v->store_cond, &v->lock);
                 pthread_mutex_unlock(&v->lock);
         }
         return f;
@@ -2603,6 +2613,7 @@ int view_new(store *s, view **ret)
         v->containers.ino = 3;
         v->vino_next = 16;
         v->upper_ino_next = 1;
+        pthread_cond_init(&v->store_cond, NULL);
         prefetch_new(s, &v->pf);
         *ret = v;
         return 0;
@@ -2614,42 +2625,74 @@ uint64_t view_stored(view *v) { return atomic_load(&v->stored); }
 
 /* A container file still in the image, read ahead (prefetch.h): the kernel reads such files
  * through us, so their data goes into the kernel's cache of the file now, before the reader
- * asks (view_set_store). Only while the name still is that image file, with the container's
- * lock held: no copy-up can come between the check and the store. The node is held meanwhile,
- * so that its id cannot name another file. */
+ * asks (view_set_store). Only while every name of it still is that image file, with the
+ * container's read lock held: no copy-up can come between the check and the store. Only for a
+ * node without open files (the kernel reads through open files only, so none can hold a page
+ * the store must wait for while it waits on us), and the node is held meanwhile: its id cannot
+ * name another file, and an open of it waits for the store to end (file_new). */
 #define STORE_MAX (128u * 1024)
+
+static bool still_image_file(struct vcont *c, vnode *n, tree_ino tino, uint64_t size)
+{
+        bool any = false;
+        for (struct cname *cn = n->names; cn; cn = cn->nnext) {
+                if (!cn->hashed || dir_gone(cn->dir))
+                        continue;
+                _cleanup_free_ char *path = cnode_path(cn->dir);
+                struct upper_dir d = { path, cn->dir->dmerge, cn->dir->dlower };
+                struct upper_ent e;
+                if (upper_lookup(c->u, &d, cn->name, &e) < 0 || e.in_upper || !e.has_lower || e.lower != tino ||
+                    (uint64_t)e.st.st_size != size)
+                        return false;
+                any = true;
+        }
+        return any;
+}
 
 static void store_ahead(void *ud, const void *key, tree_ino tino, int fd, uint64_t size)
 {
         view *v = ud;
         struct vcont *c = (struct vcont *)(uintptr_t)key; /* freed only with the view */
-        if (!v->store || size == 0 || size > STORE_MAX)
+        if (size == 0 || size > STORE_MAX)
+                return;
+        /* (the object never changes: read before any lock) */
+        _cleanup_free_ char *buf = xmalloc(size);
+        if (pread(fd, buf, size, 0) != (ssize_t)size)
                 return;
         pthread_mutex_lock(&v->lock);
-        vnode *n = table_find(v, VK_CNODE, c, ino_clower(c, tino), NULL);
-        if (n)
+        vnode *n = v->store_off ? NULL : table_find(v, VK_CNODE, c, ino_clower(c, tino), NULL);
+        if (n && (n->files || n->storing))
+                n = NULL;
+        if (n) {
                 n->nlookup++;
+                n->storing = true;
+                v->n_storing++;
+        }
         pthread_mutex_unlock(&v->lock);
         if (!n)
-                return; /* the kernel does not know the file: nothing to store it in */
+                return; /* the kernel does not know the file, or reads it already */
         if (cont_begin(v, c, false) == 0) {
-                struct cref cr;
-                struct upper_ent e;
-                if (cref_entry(n, &cr) == 0 && upper_lookup(c->u, cref_d(&cr), cr.name, &e) == 0 && !e.in_upper &&
-                    e.has_lower && e.lower == tino && (uint64_t)e.st.st_size == size) {
-                        char *buf = xmalloc(size);
-                        if (pread(fd, buf, size, 0) == (ssize_t)size) {
-                                v->store(v->store_ud, id_of(v, n), buf, size);
-                                atomic_fetch_add(&v->stored, 1);
-                        }
-                        free(buf);
+                if (still_image_file(c, n, tino, size)) {
+                        v->store(v->store_ud, id_of(v, n), buf, size);
+                        atomic_fetch_add(&v->stored, 1);
                 }
-                cref_done(&cr);
                 cont_end(c);
         }
         pthread_mutex_lock(&v->lock);
+        n->storing = false;
+        v->n_storing--;
+        pthread_cond_broadcast(&v->store_cond);
         n->nlookup--;
         node_maybe_free(v, n);
+        pthread_mutex_unlock(&v->lock);
+}
+
+void view_stop_store(view *v)
+{
+        pthread_mutex_lock(&v->lock);
+        v->store_off = true;
+        while (v->n_storing)
+                pthread_cond_wait(&v->store_cond, &v->lock);
         pthread_mutex_unlock(&v->lock);
 }
 
@@ -2718,6 +2761,7 @@ void view_free(view *v)
                 free(x->name);
                 free(x);
         }
+        pthread_cond_destroy(&v->store_cond);
         pthread_mutex_destroy(&v->lock);
         free(v);
 }

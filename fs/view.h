@@ -57,8 +57,10 @@ uint64_t view_prefetched(view *v);
  * before the view serves. */
 typedef void view_store_fn(void *ud, uint64_t id, const void *data, size_t len);
 void view_set_store(view *v, view_store_fn *fn, void *ud);
-/* Stop reading ahead (its threads end: no store call after this). No request may be served
- * meanwhile. */
+/* No more stores from now on; returns once those under way have ended (before the session's
+ * fd goes). */
+void view_stop_store(view *v);
+/* Stop reading ahead (its threads end). No request may be served meanwhile. */
 void view_stop_prefetch(view *v);
 /* Container files whose data view_set_store's function was given so far. */
 uint64_t view_stored(view *v);
