@@ -2,7 +2,6 @@
 /* Reading ahead across files: see prefetch.h. */
 #include "prefetch.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -907,6 +907,15 @@ static void cont_end(struct vcont *c) { pthread_rwlock_unlock(&c->rw); }
 
 static uint64_t ino_clower(struct vcont *c, tree_ino t) { return INO_CLOWER | ((uint64_t)c->slot << 32) | (t + 1ULL); }
 
+/* The tree inode of c's inode number ino, when ino is one ino_clower made for c. */
+static bool clower_tino(struct vcont *c, uint64_t ino, tree_ino *ret)
+{
+        if ((ino & ~0xffffffffULL) != (INO_CLOWER | ((uint64_t)c->slot << 32)) || (ino & 0xffffffffu) == 0)
+                return false;
+        *ret = (tree_ino)((ino & 0xffffffffu) - 1);
+        return true;
+}
+
 static struct imap *imap_find(view *v, uint32_t slot, dev_t dev, ino_t ino)
 {
         if (!v->n_imap_buckets)
@@ -1907,8 +1916,9 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                 cref_done(&cr);
                 /* a file still in the image (its number is its tree inode's): read ahead as in
                  * the image's own view, one reader per container */
-                if (r == 0 && lower && n->c->t && (n->ino & ~0xffffffffULL) == ino_clower(n->c, 0) - 1)
-                        prefetch_opened(v->pf, n->c, n->c->t, (tree_ino)((n->ino & 0xffffffffu) - 1), fd, v->store != NULL);
+                tree_ino tino;
+                if (r == 0 && lower && n->c->t && clower_tino(n->c, n->ino, &tino))
+                        prefetch_opened(v->pf, n->c, n->c->t, tino, fd, v->store != NULL);
                 cont_end(n->c);
                 if (r < 0)
                         return r;
@@ -2326,8 +2336,8 @@ int view_readdir(view *v, view_dir *d, off_t off, const char **ret_name, struct 
          * every entry that did not change meanwhile comes exactly once, however the readers
          * of a directory interleave (a name that comes or goes meanwhile may or may not show,
          * as POSIX allows). The key is random per view: a container cannot choose names whose
-         * cookies collide (and an image's places are distinct). A gone directory (its container removed) fails at position 0 rather
-         * than list "." and "..".
+         * cookies collide (and an image's places are distinct). A gone directory (its container
+         * removed) fails at position 0 rather than list "." and "..".
          */
         if (off == 0 || off == 1) {
                 if (off == 0) {
