@@ -733,8 +733,9 @@ static void *watch_main(void *arg)
                 }
                 if (p[0].revents)
                         break;
-                /* let a burst of changes (rm -r of a container) settle, then drain */
-                usleep(20 * 1000);
+                /* let a burst of changes (rm -r of a container) settle, then drain; short, as
+                 * the refresh also opens new containers before their first lookup */
+                usleep(3 * 1000);
                 char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
                 while (read(in, buf, sizeof(buf)) > 0)
                         ;

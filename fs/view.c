@@ -69,6 +69,7 @@ struct vcont {
         ino_t uino; /* is another one */
         bool released; /* open_lock: gone for good, its fds given back (cont_release) */
         bool imap_dropped; /* v->lock: its inode numbers forgotten once released */
+        bool fresh; /* v->lock: appeared while mounted, not yet opened by view_refresh */
 };
 
 /*
@@ -173,6 +174,15 @@ struct view {
         unsigned n_storing;
         bool store_off;
         pthread_cond_t store_cond;
+        /* v->lock: what removed containers gave back, closed outside the lock (see
+         * cont_release) */
+        struct dead *dead;
+};
+
+struct dead {
+        struct dead *next;
+        upper *u;
+        tree *t;
 };
 
 struct view_file {
@@ -750,23 +760,45 @@ static bool cont_same(struct vcont *c, const struct store_container *sc)
 /* A removed container gives back its upper and work dir fds and its image tree: nothing can
  * use them any more (cont_begin refuses a gone container; open files hold fds of their own).
  * Operations that began before it went away hold its lock: if one still does, the next
- * refresh releases it. Never blocks, so a refresh may run inside any operation. */
-static void cont_release(struct vcont *c)
+ * refresh releases it. Never blocks, so a refresh may run inside any operation. The fds and
+ * the tree go to v->dead (v->lock held) for dead_free: closing the last fd of a removed
+ * directory makes the filesystem free its inode then (up to a millisecond each here), which
+ * must not hold up every lookup waiting for v->lock. */
+static void cont_release(view *v, struct vcont *c)
 {
         if (pthread_rwlock_trywrlock(&c->rw) != 0)
                 return;
         pthread_mutex_lock(&c->open_lock);
-        if (c->u) {
-                upper_close(c->u);
-                c->u = NULL;
+        if (c->u || c->t) {
+                struct dead *d = xcalloc(1, sizeof(*d));
+                d->u = c->u;
+                d->t = c->t;
+                d->next = v->dead;
+                v->dead = d;
         }
-        tree_close(c->t);
+        c->u = NULL;
         c->t = NULL;
         c->tried = true;
         c->err = -ENOENT;
         c->released = true;
         pthread_mutex_unlock(&c->open_lock);
         pthread_rwlock_unlock(&c->rw);
+}
+
+/* Close what removed containers gave back (without v->lock). */
+static void dead_free(view *v)
+{
+        pthread_mutex_lock(&v->lock);
+        struct dead *d = v->dead;
+        v->dead = NULL;
+        pthread_mutex_unlock(&v->lock);
+        while (d) {
+                struct dead *next = d->next;
+                upper_close(d->u);
+                tree_close(d->t);
+                free(d);
+                d = next;
+        }
 }
 
 /* The ids of the live containers, sorted: store_list_containers need not read their records
@@ -817,7 +849,7 @@ static void conts_refresh(view *v, bool force)
                         changed = true;
                 }
                 if (atomic_load(&c->gone)) {
-                        cont_release(c);
+                        cont_release(v, c);
                         pthread_mutex_lock(&c->open_lock);
                         bool released = c->released;
                         pthread_mutex_unlock(&c->open_lock);
@@ -844,6 +876,7 @@ static void conts_refresh(view *v, bool force)
                         c->upper_path = xstrdup(cs[i].upper);
                         pthread_rwlock_init(&c->rw, NULL);
                         pthread_mutex_init(&c->open_lock, NULL);
+                        c->fresh = v->conts_loaded;
                         c->next = v->conts;
                         v->conts = c;
                 }
@@ -2592,6 +2625,17 @@ void view_refresh(view *v, void (*gone)(void *ud, uint64_t parent, const char *n
                 if (c->name)
                         gone_add(&g, &n_g, id_of(v, &v->containers), c->name, strlen(c->name));
         }
+        /* Containers made while mounted are opened now, so that the first lookup of one (ctfs
+         * run, or a user's cd right after ctfs create) does not wait for it; those there at
+         * mount time are opened when first used. Never freed while the view lives. */
+        struct vcont **fresh = NULL;
+        size_t n_fresh = 0;
+        for (struct vcont *c = v->conts; c; c = c->next)
+                if (c->fresh && !atomic_load(&c->gone)) {
+                        c->fresh = false;
+                        fresh = xrealloc(fresh, (n_fresh + 1) * sizeof(*fresh));
+                        fresh[n_fresh++] = c;
+                }
         pthread_mutex_unlock(&v->lock);
         for (size_t i = 0; i < n_g; i++) {
                 if (gone)
@@ -2599,6 +2643,11 @@ void view_refresh(view *v, void (*gone)(void *ud, uint64_t parent, const char *n
                 free(g[i].name);
         }
         free(g);
+        dead_free(v);
+        for (size_t i = 0; i < n_fresh; i++)
+                if (cont_begin(v, fresh[i], false) == 0)
+                        cont_end(fresh[i]);
+        free(fresh);
 }
 
 /* ---- setup ---- */
@@ -2750,6 +2799,7 @@ void view_free(view *v)
                 next = x->next;
                 image_free(x);
         }
+        dead_free(v);
         for (struct vcont *c = v->conts, *next; c; c = next) {
                 next = c->next;
                 upper_close(c->u);

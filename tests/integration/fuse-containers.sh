@@ -383,6 +383,18 @@ t_ok "ctfs rm the last one" ctfs rm again
 ls "$MNT/containers" >/dev/null
 t_fail "  the name is gone at once" test -e "$MNT/containers/again"
 
+# --- a container made while mounted is opened by the store watcher before its first lookup (so
+# that the lookup by ctfs run, or a cd right after ctfs create, does not wait for it), and a
+# removed one's fds are given back (by the watcher, outside the view's lock)
+dpid=$(jq -r .pid "$CTFS_ROOT/mount.json")
+holds_fd_of() { ls -l "/proc/$dpid/fd" 2>/dev/null | grep -q "$1"; }
+within_5s() { for _ in $(seq 50); do "$@" && return 0; sleep 0.1; done; return 1; }
+id3=$(ctfs create localhost/layout:v1 /bin/true)
+t_ok "a container made while mounted is opened before anything looks it up" within_5s holds_fd_of "$id3"
+t_ok "  ctfs rm it" ctfs rm "$id3"
+t_ok "  the daemon holds no fd of it any more" within_5s eval "! holds_fd_of $id3"
+t_ok "  and serves the others" test -f "$C/etc/new2"
+
 # --- copy-up by reflink: a store on XFS (reflink=1) clones the object instead of copying it ---
 if command -v mkfs.xfs >/dev/null && command -v filefrag >/dev/null; then
 	truncate -s 512M "$TMP/xfs.img"
