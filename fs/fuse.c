@@ -60,7 +60,8 @@ static enum pt_mode open_mode(fuse_ino_t ino, view_file *f, int flags, bool keep
         enum view_data kind;
         int fd = view_file_data(f, &kind);
         enum pt_data data = kind == VIEW_DATA_IMAGE ? PT_IMAGE : kind == VIEW_DATA_LOWER ? PT_LOWER : PT_UPPER;
-        bool want = data != PT_LOWER || (flags & OPEN_EXEC);
+        /* (a file being copied has holes where the copy has yet to write: reads come to us) */
+        bool want = kind != VIEW_DATA_COPYING && (data != PT_LOWER || (flags & OPEN_EXEC));
         int32_t backing = 0;
         enum pt_mode m = pt_open(ino, fd, want, data, &backing);
         fi->fh = (uint64_t)(uintptr_t)f | m;
@@ -380,7 +381,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 {
         (void)ino;
         int fd;
-        view_read_fd(V(req), F(fi), &fd);
+        if (view_read_fd(V(req), F(fi), off, size, &fd) > 0) {
+                /* partly copied up, partly still the image's (a copy-up under way) */
+                _cleanup_free_ char *mem = xmalloc(size);
+                ssize_t n = view_read(V(req), F(fi), mem, size, off);
+                if (n < 0)
+                        fuse_reply_err(req, (int)-n);
+                else
+                        fuse_reply_buf(req, mem, (size_t)n);
+                return;
+        }
         struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
         buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         buf.buf[0].fd = fd;
@@ -397,7 +407,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
                 fuse_reply_err(req, -r);
                 return;
         }
-        int fd = view_write_fd(F(fi));
+        int fd = view_write_begin(F(fi), off);
         if (fd < 0) {
                 fuse_reply_err(req, -fd);
                 return;
@@ -407,6 +417,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
         out.buf[0].fd = fd;
         out.buf[0].pos = off;
         ssize_t n = fuse_buf_copy(&out, in, 0);
+        view_write_end(F(fi));
         if (n < 0)
                 fuse_reply_err(req, (int)-n);
         else

@@ -20,6 +20,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "upper_copy.h"
 #include "util.h"
 
 #define OVL_PREFIX "trusted.overlay."
@@ -41,6 +42,7 @@
 enum copyup_how {
         CU_META,  /* attributes only: a metacopy file for regular files with data */
         CU_DATA,  /* attributes and data */
+        CU_DATA_BG, /* the same, big files' data in the background where possible (upper_copy.h) */
         CU_TRUNC, /* attributes, data dropped (open with O_TRUNC, truncate to 0) */
 };
 
@@ -62,6 +64,7 @@ struct upper {
         bool hl_built;
         struct hl_entry *hl;
         size_t n_hl;
+        upper_copies *copies;
 };
 
 /* ---- small helpers ---- */
@@ -429,6 +432,7 @@ static int ent_from_upper(upper *u, const struct upper_dir *d, const struct tgt 
         }
         e->has_lower = found;
         e->lower = lo;
+        upper_copies_fix_stat(u->copies, &e->st);
         return 0;
 }
 
@@ -698,63 +702,15 @@ static void tmpname(upper *u, char buf[64])
  * copy_file_range, else read/write; holes stay holes. */
 static int copy_data(int src, int dst, off_t size, bool *ret_cloned)
 {
-        off_t off = 0;
         _cleanup_free_ char *buf = NULL;
         *ret_cloned = false;
         /* EXDEV (another filesystem), EOPNOTSUPP/ENOTTY/EINVAL (no reflinks here): copy */
-        if (size > 0 && ioctl(dst, FICLONE, src) == 0) {
+        if (size > 0 && ioctl(dst, FICLONE, src) == 0)
                 *ret_cloned = true;
-                return ftruncate(dst, size) < 0 ? -errno : 0;
-        }
-        while (off < size) {
-                off_t data = lseek(src, off, SEEK_DATA);
-                if (data < 0) {
-                        if (errno == ENXIO)
-                                break;
-                        data = off; /* no SEEK_DATA: copy everything */
-                }
-                off_t hole = lseek(src, data, SEEK_HOLE);
-                if (hole < 0)
-                        hole = size;
-                if (hole > size)
-                        hole = size;
-                off_t pos = data;
-                while (pos < hole) {
-                        loff_t in = pos, out = pos;
-                        ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)(hole - pos), 0);
-                        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-                                      errno == EOPNOTSUPP || errno == EBADF)) {
-                                if (!buf)
-                                        buf = xmalloc(1 << 20);
-                                size_t want = (size_t)(hole - pos) < (1u << 20) ? (size_t)(hole - pos) : (1u << 20);
-                                n = pread(src, buf, want, pos);
-                                if (n > 0) {
-                                        int r = 0;
-                                        ssize_t done = 0;
-                                        while (done < n) {
-                                                ssize_t w = pwrite(dst, buf + done, (size_t)(n - done), pos + done);
-                                                if (w < 0) {
-                                                        if (errno == EINTR)
-                                                                continue;
-                                                        r = -errno;
-                                                        break;
-                                                }
-                                                done += w;
-                                        }
-                                        if (r < 0)
-                                                return r;
-                                }
-                        }
-                        if (n < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                return -errno;
-                        }
-                        if (n == 0)
-                                break; /* the object is shorter than the tree says */
-                        pos += n;
-                }
-                off = hole;
+        else {
+                int r = upper_copy_range(src, dst, 0, size, &buf);
+                if (r < 0)
+                        return r;
         }
         if (ftruncate(dst, size) < 0)
                 return -errno;
@@ -795,18 +751,28 @@ static int set_tree_xattrs(upper *u, const struct tgt *t, tree_ino ino)
         return 0;
 }
 
+/* A regular file's copy whose data is copied after it is published (CU_DATA_BG): its fd, the
+ * object's, its entry in the work dir (upper_copy.h). fd is -1 when the data was copied. */
+struct later {
+        int fd, obj;
+        off_t size;
+        char entry[COPY_ENTRY_MAX];
+};
+
 /* Build a copy of a lower inode in the work dir under tmp. lower_path (regular files with
  * CU_META) is the path the metacopy's redirect names. */
-static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup_how how, char tmp[64])
+static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup_how how, char tmp[64],
+                     struct later *later)
 {
         const struct tree_inode *i = tree_get(u->t, ino);
         if (!i)
                 return -EIO;
         tmpname(u, tmp);
         mode_t perm = i->mode & 07777;
-        _cleanup_close_ int fd = -1;
-        bool cloned = false;
+        _cleanup_close_ int fd = -1, ofd = -1;
+        bool cloned = false, bg = false;
         int r = 0;
+        later->fd = later->obj = -1;
         switch (i->mode & S_IFMT) {
         case S_IFDIR:
                 if (mkdirat(u->work_fd, tmp, 0700) < 0)
@@ -827,13 +793,18 @@ static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup
                 fd = openat(u->work_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (fd < 0)
                         return -errno;
-                if (how == CU_DATA && i->size > 0) {
-                        _cleanup_close_ int ofd = open_object(u, ino);
+                if ((how == CU_DATA || how == CU_DATA_BG) && i->size > 0) {
+                        ofd = open_object(u, ino);
                         if (ofd < 0) {
                                 r = ofd;
                                 goto fail;
                         }
-                        r = copy_data(ofd, fd, (off_t)i->size, &cloned);
+                        /* big, and no reflink: holes now, the data once published (the mark
+                         * first: chown and the image's xattrs leave trusted.* alone) */
+                        bg = how == CU_DATA_BG && i->size >= COPY_BG_MIN && ioctl(fd, FICLONE, ofd) < 0 &&
+                             ftruncate(fd, (off_t)i->size) == 0 &&
+                             upper_copy_prepare(fd, u->work_fd, i->digest, (off_t)i->size, later->entry) == 0;
+                        r = bg ? 0 : copy_data(ofd, fd, (off_t)i->size, &cloned);
                         if (r < 0)
                                 goto fail;
                 } else if (how == CU_META && i->size > 0) {
@@ -875,12 +846,19 @@ static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup
          * first). A SIGKILL of the daemon alone loses nothing either way (the page cache
          * stays). A reflink needs no fsync: it shares blocks that are already on disk, and the
          * journal (XFS, btrfs) commits the clone before the rename that follows it. */
-        if (fd >= 0 && how == CU_DATA && !cloned && fsync(fd) < 0)
+        if (fd >= 0 && (how == CU_DATA || how == CU_DATA_BG) && !cloned && !bg && fsync(fd) < 0)
                 goto fail_errno;
+        if (bg) {
+                later->fd = TAKE_FD(fd);
+                later->obj = TAKE_FD(ofd);
+                later->size = (off_t)i->size;
+        }
         return 0;
 fail_errno:
         r = -errno;
 fail:
+        if (bg)
+                upper_copy_abandon(fd, u->work_fd, later->entry);
         unlinkat(u->work_fd, tmp, S_ISDIR(i->mode) ? AT_REMOVEDIR : 0);
         return r;
 }
@@ -935,7 +913,8 @@ static int copyup_dir_path(upper *u, const char *path)
                         if (!i || !S_ISDIR(i->mode))
                                 return -ENOTDIR;
                         char tmp[64];
-                        r = make_copy(u, lo, NULL, CU_META, tmp);
+                        struct later none;
+                        r = make_copy(u, lo, NULL, CU_META, tmp, &none);
                         if (r < 0)
                                 return r;
                         struct stat pst;
@@ -1039,17 +1018,29 @@ static int copyup(upper *u, const struct upper_dir *d, const char *name, struct 
                 if (pfd < 0)
                         return pfd;
                 char tmp[64];
-                r = make_copy(u, e->lower, lpath, how, tmp);
+                struct later later;
+                r = make_copy(u, e->lower, lpath, how, tmp, &later);
                 if (r < 0)
                         return r;
                 struct stat pst;
                 fstat(pfd, &pst);
                 if (renameat2(u->work_fd, tmp, pfd, name, RENAME_NOREPLACE) < 0) {
                         r = -errno;
+                        if (later.fd >= 0) {
+                                upper_copy_abandon(later.fd, u->work_fd, later.entry);
+                                close(later.fd);
+                                close(later.obj);
+                        }
                         unlinkat(u->work_fd, tmp, S_ISDIR(e->st.st_mode) ? AT_REMOVEDIR : 0);
                         return r;
                 }
                 restore_times(pfd, &pst);
+                if (later.fd >= 0) {
+                        /* published: its data follows (upper_copy.h) */
+                        r = upper_copy_start(u->copies, later.obj, later.fd, u->work_fd, later.entry, later.size);
+                        if (r < 0)
+                                return r;
+                }
                 if (S_ISDIR(e->st.st_mode)) {
                         struct timespec ts[2] = { e->st.st_mtim, e->st.st_mtim };
                         utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW);
@@ -1147,7 +1138,8 @@ static int copyup_hardlinked(upper *u, const struct upper_dir *d, const char *na
         if (r < 0)
                 return r;
         char tmp[64];
-        r = make_copy(u, e->lower, self_lpath, how, tmp);
+        struct later none;
+        r = make_copy(u, e->lower, self_lpath, how == CU_DATA_BG ? CU_DATA : how, tmp, &none);
         if (r < 0)
                 return r;
         {
@@ -1759,6 +1751,8 @@ int upper_rename(upper *u, const struct upper_dir *sd, const char *sname, const 
 
 /* ---- attributes ---- */
 
+static int set_attrs(upper *u, const struct upper_dir *d, const char *name, const struct upper_attr *a);
+
 int upper_setattr(upper *u, const struct upper_dir *d, const char *name, const struct upper_attr *a,
                   struct upper_ent *ret)
 {
@@ -1777,9 +1771,27 @@ int upper_setattr(upper *u, const struct upper_dir *d, const char *name, const s
         enum copyup_how how = CU_META;
         if (a->valid & UPPER_SET_SIZE)
                 how = a->size == 0 ? CU_TRUNC : CU_DATA;
-        r = copyup(u, d, name, &e, how);
+        /* a file whose data is being copied (upper_copy.h): a truncation waits for the copy,
+         * a change of its mtime must not be undone by it */
+        upper_copy *later = e.in_upper && S_ISREG(e.st.st_mode) ? upper_copies_get(u->copies, e.st.st_dev, e.st.st_ino) : NULL;
+        r = (a->valid & UPPER_SET_SIZE) ? upper_copy_wait(later) : 0;
+        if (r == 0)
+                r = copyup(u, d, name, &e, how);
+        if (r == 0) {
+                upper_copy_lock(later);
+                r = set_attrs(u, d, name, a);
+                struct timespec omit = { 0, UTIME_OMIT };
+                upper_copy_unlock(later, r == 0 && (a->valid & UPPER_SET_MTIME) ? &a->mtime : &omit);
+        }
+        upper_copy_put(later);
         if (r < 0)
                 return r;
+        return upper_lookup(u, d, name, ret);
+}
+
+/* upper_setattr's changes, once copied up */
+static int set_attrs(upper *u, const struct upper_dir *d, const char *name, const struct upper_attr *a)
+{
         _cleanup_close_ int pfd = d ? open_dir(u, d->path, O_PATH) : -1;
         if (d && pfd < 0)
                 return pfd;
@@ -1818,7 +1830,7 @@ int upper_setattr(upper *u, const struct upper_dir *d, const char *name, const s
                                 return -errno;
                 }
         }
-        return upper_lookup(u, d, name, ret);
+        return 0;
 }
 
 int upper_readlink(upper *u, const struct upper_dir *d, const char *name, char **ret_target)
@@ -1889,13 +1901,17 @@ int upper_open_file(upper *u, const struct upper_dir *d, const char *name, int f
                 return 0;
         }
         bool was_upper = e.in_upper && !e.metacopy;
-        r = copyup(u, d, name, &e, flags & O_TRUNC ? CU_TRUNC : CU_DATA);
+        r = copyup(u, d, name, &e, flags & O_TRUNC ? CU_TRUNC : CU_DATA_BG);
         if (r < 0)
                 return r;
         _cleanup_close_ int pfd = open_dir(u, d->path, O_PATH);
         if (pfd < 0)
                 return pfd;
         if ((flags & O_TRUNC) && was_upper) {
+                /* a copy under way would write the old data back */
+                r = upper_copies_wait(u->copies, e.st.st_dev, e.st.st_ino);
+                if (r < 0)
+                        return r;
                 _cleanup_close_ int tfd = open_reg(pfd, name, O_WRONLY);
                 if (tfd < 0)
                         return tfd;
@@ -2130,9 +2146,12 @@ int upper_open(store *s, const tree *lower, const char *upper_path, upper **ret)
                         closedir(dir);
                 }
         }
+        /* copies of big files a crash interrupted (upper_copy.h) */
+        upper_copies_recover(s, wfd);
         upper *u = xcalloc(1, sizeof(*u));
         u->s = s;
         u->t = lower;
+        u->copies = upper_copies_new();
         u->fd = TAKE_FD(fd);
         u->work_fd = TAKE_FD(wfd);
         pthread_mutex_init(&u->hl_lock, NULL);
@@ -2144,6 +2163,7 @@ void upper_close(upper *u)
 {
         if (!u)
                 return;
+        upper_copies_free(u->copies); /* waits for the copies under way */
         close(u->fd);
         close(u->work_fd);
         pthread_mutex_destroy(&u->hl_lock);
@@ -2152,3 +2172,7 @@ void upper_close(upper *u)
 }
 
 void upper_closep(upper **u) { upper_close(*u); }
+
+void upper_stop_copies(upper *u) { upper_copies_stop(u->copies); }
+
+upper_copy *upper_copy_of(upper *u, int fd) { return upper_copy_find(u->copies, fd); }

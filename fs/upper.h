@@ -44,6 +44,7 @@
 
 #include "store.h"
 #include "tree.h"
+#include "upper_copy.h"
 
 typedef struct upper upper;
 
@@ -112,8 +113,9 @@ void upper_dirents_free(struct upper_dirent *e, size_t n);
 int upper_readlink(upper *u, const struct upper_dir *d, const char *name, char **ret_target);
 
 /* Open a regular file's data. Read-only opens of lower and metacopy files return the object
- * (*ret_lower = true); write opens and O_TRUNC copy the data up first. The fd never has
- * O_APPEND (the kernel picks the offset of each write). */
+ * (*ret_lower = true); write opens and O_TRUNC copy the data up first, that of big files in the
+ * background (see upper_copy_of). The fd never has O_APPEND (the kernel picks the offset of each
+ * write). */
 int upper_open_file(upper *u, const struct upper_dir *d, const char *name, int flags, int *ret_fd,
                     bool *ret_lower);
 /* Create and open a new regular file (O_EXCL semantics: -EEXIST when the name exists). */
@@ -148,5 +150,11 @@ int upper_removexattr(upper *u, const struct upper_dir *d, const char *name, con
 int upper_statfs(upper *u, struct statvfs *ret);
 /* fstat of the upper dir itself (which upper dir this is). */
 int upper_root_stat(upper *u, struct stat *ret);
+
+/* The background copy of the data of the upper file fd is open on, while one is under way (with
+ * a reference: upper_copy_put), or NULL. The rules for such a file are in upper_copy.h. */
+upper_copy *upper_copy_of(upper *u, int fd);
+/* The container was removed: its copies stop (upper_close does not wait for them to end). */
+void upper_stop_copies(upper *u);
 /* Incremented whenever a file's data is copied up: readers holding a lower fd reopen. */
 uint64_t upper_copyup_gen(const upper *u);

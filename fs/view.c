@@ -194,6 +194,7 @@ struct view_file {
         bool lower;
         bool image;
         uint64_t gen;
+        upper_copy *copy; /* the upper file's data is still being copied (upper_copy.h) */
         pthread_mutex_t lock;
 };
 
@@ -769,6 +770,8 @@ static void cont_release(view *v, struct vcont *c)
         if (pthread_rwlock_trywrlock(&c->rw) != 0)
                 return;
         pthread_mutex_lock(&c->open_lock);
+        if (c->u)
+                upper_stop_copies(c->u);
         if (c->u || c->t) {
                 struct dead *d = xcalloc(1, sizeof(*d));
                 d->u = c->u;
@@ -1509,6 +1512,7 @@ int view_getattr(view *v, uint64_t id, view_file *f, struct stat *ret, double *r
                 pthread_mutex_unlock(&f->lock);
                 if (r < 0)
                         return -errno;
+                upper_copy_fix_stat(f->copy, ret);
                 ret->st_ino = n->ino;
                 ret->st_dev = 0;
                 *ret_timeout = CONT_TIMEOUT;
@@ -1540,6 +1544,9 @@ int view_setattr(view *v, uint64_t id, view_file *f, const struct stat *attr, un
                 return -EROFS;
         if ((valid & VIEW_SET_SIZE) && f && !f->lower && valid == VIEW_SET_SIZE) {
                 /* ftruncate on an open, writable file: no path needed (it may be unlinked) */
+                int r = upper_copy_wait(f->copy);
+                if (r < 0)
+                        return r;
                 if (ftruncate(f->fd, attr->st_size) < 0)
                         return -errno;
                 return view_getattr(v, id, f, ret, ret_timeout);
@@ -1888,15 +1895,24 @@ static view_file *file_new(view *v, vnode *n, int fd, bool lower, bool image)
 static int node_fd(view *v, vnode *n)
 {
         int fd = -ENOENT;
+        upper_copy *copy = NULL;
         pthread_mutex_lock(&v->lock);
         for (view_file *f = n->files; f; f = f->next)
                 if (!f->lower) {
                         fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
                         if (fd < 0)
                                 fd = -errno;
+                        copy = upper_copy_ref(f->copy);
                         break;
                 }
         pthread_mutex_unlock(&v->lock);
+        /* every caller changes the data or its size: after a copy under way */
+        int r = upper_copy_wait(copy);
+        upper_copy_put(copy);
+        if (r < 0 && fd >= 0) {
+                close(fd);
+                fd = r;
+        }
         return fd;
 }
 
@@ -1938,9 +1954,12 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                 struct cref cr;
                 int fd = -1;
                 bool lower = false;
+                upper_copy *copy = NULL;
                 r = cref_entry(n, &cr);
                 if (r == 0)
                         r = upper_open_file(n->c->u, cref_d(&cr), cr.name, flags, &fd, &lower);
+                if (r == 0 && !lower)
+                        copy = upper_copy_of(n->c->u, fd);
                 if (r == 0 && w) {
                         struct upper_ent e;
                         if (upper_lookup(n->c->u, cref_d(&cr), cr.name, &e) == 0)
@@ -1957,6 +1976,7 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                         return r;
                 *ret = file_new(v, n, fd, lower, false);
                 (*ret)->gen = gen;
+                (*ret)->copy = copy;
                 /* every change reaches the file through the kernel, which keeps its cache in
                  * step (writes, O_TRUNC, truncate, fallocate); a copy-up copies the data the
                  * cache holds; all names of a hardlink set are one node, one cache */
@@ -2014,6 +2034,7 @@ static void file_refresh(view *v, view_file *f)
                                 f->old_fd = f->fd;
                                 f->fd = fd;
                                 f->lower = false;
+                                f->copy = upper_copy_of(c->u, fd);
                         }
                 }
                 cref_done(&cr);
@@ -2022,40 +2043,99 @@ static void file_refresh(view *v, view_file *f)
         cont_end(c);
 }
 
-int view_read_fd(view *v, view_file *f, int *ret_fd)
+int view_read_fd(view *v, view_file *f, off_t off, size_t size, int *ret_fd)
 {
         pthread_mutex_lock(&f->lock);
         if (f->lower && !f->image)
                 file_refresh(v, f);
         *ret_fd = f->fd;
+        int r = 0;
+        off_t copying;
+        int obj;
+        if (upper_copy_reading(f->copy, &copying, &obj) && off < copying) {
+                /* the object holds what the copy has yet to write */
+                if (off + (off_t)size <= copying)
+                        *ret_fd = obj;
+                else
+                        r = 1;
+        }
         pthread_mutex_unlock(&f->lock);
-        return 0;
+        return r;
+}
+
+static ssize_t pread_full(int fd, char *buf, size_t size, off_t off)
+{
+        size_t done = 0;
+        while (done < size) {
+                ssize_t n = pread(fd, buf + done, size - done, off + (off_t)done);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                done += (size_t)n;
+        }
+        return (ssize_t)done;
 }
 
 ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off)
 {
         int fd;
-        view_read_fd(v, f, &fd);
-        ssize_t n = pread(fd, buf, size, off);
-        return n < 0 ? -errno : n;
+        if (view_read_fd(v, f, off, size, &fd) == 0) {
+                ssize_t n = pread(fd, buf, size, off);
+                return n < 0 ? -errno : n;
+        }
+        /* across the end of what a copy under way copies: its part from the object */
+        off_t copying;
+        int obj;
+        upper_copy_reading(f->copy, &copying, &obj);
+        size_t head = (size_t)(copying - off);
+        ssize_t n = pread_full(obj, buf, head, off);
+        if (n < (ssize_t)head)
+                return n;
+        ssize_t m = pread(fd, (char *)buf + head, size - head, copying);
+        return m < 0 ? -errno : (ssize_t)head + m;
 }
+
+int view_write_begin(view_file *f, off_t off)
+{
+        if (f->lower)
+                return -EBADF;
+        off_t copying;
+        int obj;
+        if (upper_copy_reading(f->copy, &copying, &obj) && off < copying) {
+                /* a change of what the copy writes: after it */
+                int r = upper_copy_wait(f->copy);
+                if (r < 0)
+                        return r;
+        }
+        upper_copy_lock(f->copy);
+        return f->fd;
+}
+
+void view_write_end(view_file *f) { upper_copy_unlock(f->copy, NULL); }
 
 ssize_t view_write(view *v, view_file *f, const void *buf, size_t size, off_t off)
 {
         (void)v;
-        if (f->lower)
-                return -EBADF;
-        ssize_t n = pwrite(f->fd, buf, size, off);
-        return n < 0 ? -errno : n;
+        int fd = view_write_begin(f, off);
+        if (fd < 0)
+                return fd;
+        ssize_t n = pwrite(fd, buf, size, off);
+        int e = errno;
+        view_write_end(f);
+        return n < 0 ? -e : n;
 }
-
-int view_write_fd(view_file *f) { return f->lower ? -EBADF : f->fd; }
 
 int view_fsync(view_file *f, bool datasync)
 {
         if (f->lower)
                 return 0;
-        int r = datasync ? fdatasync(f->fd) : fsync(f->fd);
+        int r = upper_copy_wait(f->copy);
+        if (r < 0)
+                return r;
+        r = datasync ? fdatasync(f->fd) : fsync(f->fd);
         return r < 0 ? -errno : 0;
 }
 
@@ -2063,18 +2143,29 @@ int view_fallocate(view_file *f, int mode, off_t off, off_t len)
 {
         if (f->lower)
                 return f->image ? -EROFS : -EBADF;
+        int r = upper_copy_wait(f->copy);
+        if (r < 0)
+                return r;
         return fallocate(f->fd, mode, off, len) < 0 ? -errno : 0;
 }
 
 off_t view_lseek(view_file *f, off_t off, int whence)
 {
+        int w = upper_copy_wait(f->copy); /* holes and data as they will be */
+        if (w < 0)
+                return w;
         off_t r = lseek(f->fd, off, whence);
         return r < 0 ? -errno : r;
 }
 
 int view_file_data(view_file *f, enum view_data *ret_kind)
 {
-        *ret_kind = f->image ? VIEW_DATA_IMAGE : f->lower ? VIEW_DATA_LOWER : VIEW_DATA_UPPER;
+        off_t copying;
+        int obj;
+        *ret_kind = f->image                                     ? VIEW_DATA_IMAGE
+                    : f->lower                                   ? VIEW_DATA_LOWER
+                    : upper_copy_reading(f->copy, &copying, &obj) ? VIEW_DATA_COPYING
+                                                                 : VIEW_DATA_UPPER;
         return f->fd;
 }
 
@@ -2095,6 +2186,7 @@ void view_release(view_file *f)
         close(f->fd);
         if (f->old_fd >= 0)
                 close(f->old_fd);
+        upper_copy_put(f->copy);
         pthread_mutex_destroy(&f->lock);
         free(f);
 }

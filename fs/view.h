@@ -103,19 +103,23 @@ int view_rename(view *v, uint64_t parent, const char *name, uint64_t newparent, 
 int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_cache);
 int view_create(view *v, const struct view_ctx *c, uint64_t parent, const char *name, mode_t mode, int flags,
                 struct view_entry *ret, view_file **ret_file);
-/* The fd to read from at an offset (splice); valid until view_release. */
-int view_read_fd(view *v, view_file *f, int *ret_fd);
+/* The fd to read size bytes at off from (splice); valid until view_release. 1 when no one fd
+ * has them (a copy-up under way, upper_copy.h, has copied part of them): use view_read. */
+int view_read_fd(view *v, view_file *f, off_t off, size_t size, int *ret_fd);
 ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off);
 ssize_t view_write(view *v, view_file *f, const void *buf, size_t size, off_t off);
-/* The fd to write to (for the FUSE adapter's buffer copies). */
-int view_write_fd(view_file *f);
+/* The fd to write to at off (for the FUSE adapter's buffer copies), or -errno; every fd is
+ * followed by view_write_end once written. */
+int view_write_begin(view_file *f, off_t off);
+void view_write_end(view_file *f);
 int view_fsync(view_file *f, bool datasync);
 int view_fallocate(view_file *f, int mode, off_t off, off_t len);
 off_t view_lseek(view_file *f, off_t off, int whence);
 void view_release(view_file *f);
 /* What holds an open file's data, for the kernel to use it directly (passthrough): an image
- * file's object, a container file's image object (until a copy-up), or its upper file. */
-enum view_data { VIEW_DATA_IMAGE, VIEW_DATA_LOWER, VIEW_DATA_UPPER };
+ * file's object, a container file's image object (until a copy-up), or its upper file, or
+ * (COPYING) an upper file whose data is still being copied: not the kernel's to use. */
+enum view_data { VIEW_DATA_IMAGE, VIEW_DATA_LOWER, VIEW_DATA_UPPER, VIEW_DATA_COPYING };
 int view_file_data(view_file *f, enum view_data *ret_kind);
 
 /* Directories: positions are opaque cookies > 0; 0 starts. A view_dir is a cursor only: a

@@ -566,6 +566,81 @@ int main(void)
                 free(data);
         }
 
+        /* copy-ups of big files in the background (upper_copy.h) */
+        fresh_upper(tmpl, "c4");
+        {
+                char *want = read_all("data", "big", NULL); /* the image's bytes */
+                d = D("data");
+                struct stat ist;
+                ok(upper_stat(u, &d, "big", &ist) == 0, "stat of the image file");
+                int fd;
+                bool lower = true;
+                r = upper_open_file(u, &d, "big", O_WRONLY, &fd, &lower);
+                ok(r == 0 && !lower, "open a big image file for writing");
+                upper_copy *c = r == 0 ? upper_copy_of(u, fd) : NULL;
+                ok(upper_copy_wait(c) == 0, "its copy ends well");
+                upper_copy_put(c);
+                if (r == 0)
+                        close(fd);
+                char *got = read_all("data", "big", &lower);
+                ok(!lower && got && want && memcmp(got, want, FX_BIG_SIZE) == 0, "the upper file holds the image's bytes");
+                free(got);
+                char v[256];
+                ok(ugetx("data/big", COPY_MARK, v, sizeof(v)) < 0, "no mark left");
+                struct stat st;
+                ok(ulstat("data/big", &st) == 0 && st.st_mtim.tv_sec == ist.st_mtim.tv_sec &&
+                           st.st_mtim.tv_nsec == ist.st_mtim.tv_nsec,
+                   "the image's mtime (the copy is not a change)");
+                free(want);
+        }
+        /* what a crash leaves: marked files with holes, named in the work dir; the next
+         * upper_open copies them (tmpl/c5) */
+        fresh_upper(tmpl, "c5");
+        {
+                char *want = read_all("data", "big", NULL);
+                d = D("data");
+                ok(upper_lookup(u, &d, "big", &e) == 0 && !e.in_upper, "the image file");
+                const struct tree_inode *ti = tree_get(t, e.lower);
+                char wpath[2048], p[4096], entry[3][COPY_ENTRY_MAX];
+                snprintf(wpath, sizeof(wpath), "%s/c5/work", tmpl);
+                int wfd = open(wpath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                const char *names[3] = { "crashed", "removed", "finished" };
+                for (int k = 0; k < 3; k++) {
+                        snprintf(p, sizeof(p), "%s/%s", upath, names[k]);
+                        int fd = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+                        ok(fd >= 0 && ftruncate(fd, FX_BIG_SIZE) == 0 &&
+                                   upper_copy_prepare(fd, wfd, ti->digest, FX_BIG_SIZE, entry[k]) == 0,
+                           "a marked file with holes, named in the work dir (%s)", names[k]);
+                        struct timespec ts[2] = { { 1234, 0 }, { 1234, 5 } };
+                        futimens(fd, ts);
+                        if (k == 2)
+                                fremovexattr(fd, COPY_MARK); /* its copy was done */
+                        close(fd);
+                }
+                snprintf(p, sizeof(p), "%s/removed", upath);
+                unlink(p);
+                upper_close(u);
+                u = NULL;
+                ok(upper_open(s, t, upath, &u) == 0, "open the upper dir again");
+                char *got = read_all("", "crashed", NULL);
+                ok(got && want && memcmp(got, want, FX_BIG_SIZE) == 0, "the crashed copy was done: the image's bytes");
+                free(got);
+                char v[256];
+                struct stat st;
+                ok(ugetx("crashed", COPY_MARK, v, sizeof(v)) < 0, "  its mark removed");
+                ok(ulstat("crashed", &st) == 0 && st.st_mtim.tv_sec == 1234 && st.st_mtim.tv_nsec == 5,
+                   "  its mtime kept");
+                for (int k = 0; k < 3; k++) {
+                        snprintf(p, sizeof(p), "%s/%s", wpath, entry[k]);
+                        ok(access(p, F_OK) < 0, "  no entry left in the work dir (%s)", names[k]);
+                }
+                got = read_all("", "finished", NULL);
+                ok(got && got[0] == 0 && got[FX_BIG_SIZE - 1] == 0, "a file whose copy was done is left alone");
+                free(got);
+                close(wfd);
+                free(want);
+        }
+
         upper_close(u);
         tree_close(t);
         store_close(s);

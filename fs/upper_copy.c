@@ -1,0 +1,506 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Copy-ups of big files in the background: see upper_copy.h. */
+#include "upper_copy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* Between chunks a copy puts back the mtime the container last gave the file, and stops if asked */
+#define CHUNK (4 << 20)
+#define ENTRY_PREFIX "copying-"
+/* a handle's bytes in hex, with the prefix and its type, must fit in a file name */
+#define HANDLE_MAX 112
+
+struct upper_copy {
+        struct upper_copy *next; /* cs->list (cs->lock) */
+        atomic_uint refs;        /* the list's, and one per upper_copies_get */
+        dev_t dev;
+        ino_t ino;
+        int fd;      /* the upper file */
+        int obj;     /* the object: what reads of [0, size) get meanwhile */
+        int work_fd; /* for the entry */
+        char entry[COPY_ENTRY_MAX];
+        off_t size;
+        pthread_t thread;
+        bool threaded;
+        pthread_mutex_t mtime_lock; /* held by changes of the mtime (and by a chunk's end) */
+        struct timespec mtime;      /* mtime_lock: the mtime as the container last made it */
+        pthread_mutex_t lock;       /* what follows */
+        pthread_cond_t ended;
+        bool done, stop;
+        int err;
+};
+
+struct upper_copies {
+        pthread_mutex_t lock;
+        upper_copy *list;
+};
+
+union handle {
+        struct file_handle fh;
+        char space[sizeof(struct file_handle) + HANDLE_MAX];
+};
+
+upper_copies *upper_copies_new(void)
+{
+        upper_copies *cs = xcalloc(1, sizeof(*cs));
+        pthread_mutex_init(&cs->lock, NULL);
+        return cs;
+}
+
+void upper_copy_put(upper_copy *c)
+{
+        if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+                return;
+        close(c->fd);
+        close(c->obj);
+        close(c->work_fd);
+        pthread_mutex_destroy(&c->mtime_lock);
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->ended);
+        free(c);
+}
+
+static bool ended_well(upper_copy *c)
+{
+        pthread_mutex_lock(&c->lock);
+        bool r = c->done && c->err == 0;
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+/* Join and drop the copies that ended well (those that failed stay: reads keep going to their
+ * objects). */
+static void reap(upper_copies *cs)
+{
+        upper_copy *gone = NULL;
+        pthread_mutex_lock(&cs->lock);
+        for (upper_copy **p = &cs->list; *p;) {
+                upper_copy *c = *p;
+                if (ended_well(c)) {
+                        *p = c->next;
+                        c->next = gone;
+                        gone = c;
+                } else {
+                        p = &c->next;
+                }
+        }
+        pthread_mutex_unlock(&cs->lock);
+        while (gone) {
+                upper_copy *next = gone->next;
+                if (gone->threaded)
+                        pthread_join(gone->thread, NULL);
+                upper_copy_put(gone);
+                gone = next;
+        }
+}
+
+void upper_copies_stop(upper_copies *cs)
+{
+        pthread_mutex_lock(&cs->lock);
+        for (upper_copy *c = cs->list; c; c = c->next) {
+                pthread_mutex_lock(&c->lock);
+                c->stop = true;
+                pthread_mutex_unlock(&c->lock);
+        }
+        pthread_mutex_unlock(&cs->lock);
+}
+
+void upper_copies_free(upper_copies *cs)
+{
+        if (!cs)
+                return;
+        upper_copy *c = cs->list;
+        cs->list = NULL;
+        while (c) {
+                upper_copy *next = c->next;
+                if (c->threaded)
+                        pthread_join(c->thread, NULL);
+                upper_copy_put(c);
+                c = next;
+        }
+        pthread_mutex_destroy(&cs->lock);
+        free(cs);
+}
+
+int upper_copy_range(int src, int dst, off_t from, off_t to, char **buf)
+{
+        off_t off = from;
+        while (off < to) {
+                off_t data = lseek(src, off, SEEK_DATA);
+                if (data < 0) {
+                        if (errno == ENXIO)
+                                break;
+                        data = off; /* no SEEK_DATA: copy everything */
+                }
+                if (data >= to)
+                        break;
+                off_t hole = lseek(src, data, SEEK_HOLE);
+                if (hole < 0 || hole > to)
+                        hole = to;
+                off_t pos = data;
+                while (pos < hole) {
+                        loff_t in = pos, out = pos;
+                        ssize_t n = copy_file_range(src, &in, dst, &out, (size_t)(hole - pos), 0);
+                        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                                      errno == EOPNOTSUPP || errno == EBADF)) {
+                                if (!*buf)
+                                        *buf = xmalloc(1 << 20);
+                                size_t want = (size_t)(hole - pos) < (1u << 20) ? (size_t)(hole - pos) : (1u << 20);
+                                n = pread(src, *buf, want, pos);
+                                for (ssize_t done = 0; n > 0 && done < n;) {
+                                        ssize_t w = pwrite(dst, *buf + done, (size_t)(n - done), pos + done);
+                                        if (w < 0 && errno != EINTR)
+                                                return -errno;
+                                        done += w > 0 ? w : 0;
+                                }
+                        }
+                        if (n < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return -errno;
+                        }
+                        if (n == 0)
+                                break; /* the object is shorter than the tree says */
+                        pos += n;
+                }
+                off = hole;
+        }
+        return 0;
+}
+
+/* Copy [from, to), keeping the mtime the file had before: the copy is not a change the
+ * container made. */
+static int copy_keeping_mtime(int obj, int fd, off_t from, off_t to, char **buf)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        int r = upper_copy_range(obj, fd, from, to, buf);
+        struct timespec ts[2] = { { 0, UTIME_OMIT }, st.st_mtim };
+        if (futimens(fd, ts) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
+/* The end of a copy: its data on disk, then the mark and the entry gone. */
+static int finish(int fd, int work_fd, const char *entry)
+{
+        if (fsync(fd) < 0)
+                return -errno;
+        if (fremovexattr(fd, COPY_MARK) < 0 && errno != ENODATA)
+                return -errno;
+        unlinkat(work_fd, entry, 0);
+        return 0;
+}
+
+static void *copy_main(void *arg)
+{
+        upper_copy *c = arg;
+        _cleanup_free_ char *buf = NULL;
+        int r = 0;
+        for (off_t pos = 0; pos < c->size && r == 0; pos += CHUNK) {
+                pthread_mutex_lock(&c->lock);
+                bool stop = c->stop;
+                pthread_mutex_unlock(&c->lock);
+                if (stop) {
+                        r = -ECANCELED;
+                        break;
+                }
+                off_t end = c->size - pos > CHUNK ? pos + CHUNK : c->size;
+                /* not under mtime_lock: a write past the copied part does not wait for a chunk
+                 * (read from the disk, it takes tens of milliseconds) */
+                r = upper_copy_range(c->obj, c->fd, pos, end, &buf);
+                pthread_mutex_lock(&c->mtime_lock);
+                struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
+                if (futimens(c->fd, ts) < 0 && r == 0)
+                        r = -errno;
+                pthread_mutex_unlock(&c->mtime_lock);
+        }
+        if (r == 0)
+                r = finish(c->fd, c->work_fd, c->entry);
+        pthread_mutex_lock(&c->lock);
+        c->done = true;
+        c->err = r;
+        pthread_cond_broadcast(&c->ended);
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+int upper_copy_prepare(int fd, int work_fd, const uint8_t digest[DIGEST_LEN], off_t size,
+                       char entry[COPY_ENTRY_MAX])
+{
+        union handle h;
+        h.fh.handle_bytes = HANDLE_MAX;
+        int mount_id;
+        if (name_to_handle_at(fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) < 0)
+                return -errno;
+        size_t n = (size_t)snprintf(entry, COPY_ENTRY_MAX, ENTRY_PREFIX "%d-", h.fh.handle_type);
+        for (unsigned i = 0; i < h.fh.handle_bytes; i++)
+                n += (size_t)snprintf(entry + n, COPY_ENTRY_MAX - n, "%02x", h.fh.f_handle[i]);
+        char hex[DIGEST_HEX_LEN + 1], mark[DIGEST_HEX_LEN + 32];
+        digest_to_hex(digest, hex);
+        snprintf(mark, sizeof(mark), "%s %" PRId64, hex, (int64_t)size);
+        if (fsetxattr(fd, COPY_MARK, mark, strlen(mark), 0) < 0)
+                return -errno;
+        int e = openat(work_fd, entry, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (e < 0) {
+                int r = -errno;
+                fremovexattr(fd, COPY_MARK);
+                return r;
+        }
+        close(e);
+        return 0;
+}
+
+void upper_copy_abandon(int fd, int work_fd, const char *entry)
+{
+        fremovexattr(fd, COPY_MARK);
+        unlinkat(work_fd, entry, 0);
+}
+
+int upper_copy_start(upper_copies *cs, int obj, int fd, int work_fd, const char *entry, off_t size)
+{
+        struct stat st;
+        int wfd = fcntl(work_fd, F_DUPFD_CLOEXEC, 3);
+        if (wfd < 0 || fstat(fd, &st) < 0) {
+                int r = -errno;
+                if (wfd >= 0)
+                        close(wfd);
+                close(obj);
+                close(fd);
+                return r;
+        }
+        reap(cs);
+        upper_copy *c = xcalloc(1, sizeof(*c));
+        atomic_init(&c->refs, 1);
+        c->dev = st.st_dev;
+        c->ino = st.st_ino;
+        c->fd = fd;
+        c->obj = obj;
+        c->work_fd = wfd;
+        snprintf(c->entry, sizeof(c->entry), "%s", entry);
+        c->size = size;
+        c->mtime = st.st_mtim;
+        pthread_mutex_init(&c->mtime_lock, NULL);
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->ended, NULL);
+        c->threaded = pthread_create(&c->thread, NULL, copy_main, c) == 0;
+        if (!c->threaded)
+                copy_main(c); /* no thread to be had: the open waits for the copy after all */
+        pthread_mutex_lock(&cs->lock);
+        c->next = cs->list;
+        cs->list = c;
+        pthread_mutex_unlock(&cs->lock);
+        return 0;
+}
+
+upper_copy *upper_copies_get(upper_copies *cs, dev_t dev, ino_t ino)
+{
+        upper_copy *found = NULL;
+        pthread_mutex_lock(&cs->lock);
+        for (upper_copy *c = cs->list; c && !found; c = c->next)
+                if (c->dev == dev && c->ino == ino && !ended_well(c)) {
+                        atomic_fetch_add(&c->refs, 1);
+                        found = c;
+                }
+        pthread_mutex_unlock(&cs->lock);
+        return found;
+}
+
+upper_copy *upper_copy_find(upper_copies *cs, int fd)
+{
+        if (!cs)
+                return NULL;
+        pthread_mutex_lock(&cs->lock);
+        bool none = !cs->list;
+        pthread_mutex_unlock(&cs->lock);
+        struct stat st;
+        if (none || fstat(fd, &st) < 0)
+                return NULL; /* (the usual case: no copy under way, no fstat) */
+        return upper_copies_get(cs, st.st_dev, st.st_ino);
+}
+
+upper_copy *upper_copy_ref(upper_copy *c)
+{
+        if (c)
+                atomic_fetch_add(&c->refs, 1);
+        return c;
+}
+
+bool upper_copy_reading(upper_copy *c, off_t *ret_size, int *ret_obj)
+{
+        if (!c)
+                return false;
+        pthread_mutex_lock(&c->lock);
+        bool r = !c->done || c->err != 0;
+        pthread_mutex_unlock(&c->lock);
+        *ret_size = c->size;
+        *ret_obj = c->obj;
+        return r;
+}
+
+int upper_copy_wait(upper_copy *c)
+{
+        if (!c)
+                return 0;
+        pthread_mutex_lock(&c->lock);
+        while (!c->done)
+                pthread_cond_wait(&c->ended, &c->lock);
+        int r = c->err;
+        pthread_mutex_unlock(&c->lock);
+        return r == -ECANCELED ? -EIO : r;
+}
+
+int upper_copies_wait(upper_copies *cs, dev_t dev, ino_t ino)
+{
+        upper_copy *c = cs ? upper_copies_get(cs, dev, ino) : NULL;
+        int r = upper_copy_wait(c);
+        upper_copy_put(c);
+        return r;
+}
+
+void upper_copy_lock(upper_copy *c)
+{
+        if (c)
+                pthread_mutex_lock(&c->mtime_lock);
+}
+
+void upper_copy_unlock(upper_copy *c, const struct timespec *mtime)
+{
+        if (!c)
+                return;
+        /* not read back with fstat: the copy moves the mtime as it writes */
+        struct timespec now;
+        if (!mtime || mtime->tv_nsec == UTIME_NOW) {
+                clock_gettime(CLOCK_REALTIME, &now);
+                mtime = &now;
+        }
+        pthread_mutex_lock(&c->lock);
+        bool copying = !c->done;
+        pthread_mutex_unlock(&c->lock);
+        if (copying && mtime->tv_nsec != UTIME_OMIT) {
+                c->mtime = *mtime;
+                struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
+                futimens(c->fd, ts);
+        }
+        pthread_mutex_unlock(&c->mtime_lock);
+}
+
+void upper_copy_fix_stat(upper_copy *c, struct stat *st)
+{
+        if (!c)
+                return;
+        pthread_mutex_lock(&c->lock);
+        bool copying = !c->done;
+        pthread_mutex_unlock(&c->lock);
+        if (!copying)
+                return;
+        pthread_mutex_lock(&c->mtime_lock);
+        st->st_mtim = c->mtime;
+        pthread_mutex_unlock(&c->mtime_lock);
+        /* the blocks the file will have (its holes are being filled) */
+        if (st->st_blocks < (blkcnt_t)((c->size + 511) / 512))
+                st->st_blocks = (blkcnt_t)((c->size + 511) / 512);
+}
+
+void upper_copies_fix_stat(upper_copies *cs, struct stat *st)
+{
+        if (!cs || !S_ISREG(st->st_mode))
+                return;
+        upper_copy *c = upper_copies_get(cs, st->st_dev, st->st_ino);
+        upper_copy_fix_stat(c, st);
+        upper_copy_put(c);
+}
+
+/* ---- after a crash ---- */
+
+static int hexval(char ch) { return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1; }
+
+static void recover_one(store *s, int mount_fd, int work_fd, const char *name)
+{
+        union handle h;
+        int type, used = 0;
+        if (sscanf(name, ENTRY_PREFIX "%d-%n", &type, &used) != 1 || used == 0)
+                return;
+        const char *hex = name + used;
+        size_t len = strlen(hex);
+        if (len % 2 || len / 2 > HANDLE_MAX)
+                return;
+        for (size_t i = 0; i < len / 2; i++) {
+                int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+                if (a < 0 || b < 0)
+                        return;
+                h.fh.f_handle[i] = (unsigned char)(a << 4 | b);
+        }
+        h.fh.handle_bytes = (unsigned)(len / 2);
+        h.fh.handle_type = type;
+        _cleanup_close_ int pfd = open_by_handle_at(mount_fd, &h.fh, O_PATH | O_CLOEXEC);
+        struct stat st;
+        if (pfd < 0 || fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                if (pfd >= 0 || errno == ESTALE || errno == ENOENT)
+                        unlinkat(work_fd, name, 0); /* the file is gone (removed since) */
+                return;
+        }
+        char p[64];
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
+        _cleanup_close_ int fd = open(p, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        char mark[DIGEST_HEX_LEN + 32];
+        ssize_t n = fgetxattr(fd, COPY_MARK, mark, sizeof(mark) - 1);
+        if (n < 0) {
+                if (errno == ENODATA)
+                        unlinkat(work_fd, name, 0); /* done, but for this name */
+                return;
+        }
+        mark[n] = '\0';
+        char dhex[DIGEST_HEX_LEN + 1];
+        int64_t size;
+        uint8_t digest[DIGEST_LEN];
+        if (sscanf(mark, "%64s %" SCNd64, dhex, &size) != 2 || size < 0 || digest_parse_hex(dhex, digest) < 0)
+                return;
+        _cleanup_close_ int obj = store_object_open(s, digest);
+        if (obj < 0)
+                return; /* stays marked: its data is nowhere else */
+        _cleanup_free_ char *buf = NULL;
+        if (copy_keeping_mtime(obj, fd, 0, (off_t)size, &buf) == 0)
+                finish(fd, work_fd, name);
+}
+
+void upper_copies_recover(store *s, int work_fd)
+{
+        int dfd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!dir) {
+                if (dfd >= 0)
+                        close(dfd);
+                return;
+        }
+        char **names = NULL;
+        size_t n = 0;
+        struct dirent *de;
+        while ((de = readdir(dir)))
+                if (strncmp(de->d_name, ENTRY_PREFIX, strlen(ENTRY_PREFIX)) == 0) {
+                        names = xrealloc(names, (n + 1) * sizeof(*names));
+                        names[n++] = xstrdup(de->d_name);
+                }
+        for (size_t i = 0; i < n; i++) {
+                recover_one(s, dirfd(dir), work_fd, names[i]);
+                free(names[i]);
+        }
+        free(names);
+        closedir(dir);
+}

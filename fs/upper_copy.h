@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Copy-ups of big files in the background (upper.c's copy-ups use it).
+ *
+ * Opening a container file that is still in the image for writing copies its data to the upper
+ * dir first. For a file of COPY_BG_MIN bytes or more, on a filesystem without reflinks, the open
+ * does not wait for that copy: the upper file is made at its full size with no data (holes),
+ * marked, and published as any copy-up, and a thread copies the object's bytes into it (in
+ * chunks), fsyncs it and removes the mark.
+ * While a file is being copied:
+ *   - reads of [0, size) come from the object (upper_copy_reading), which holds those bytes, so
+ *     the file is never opened in passthrough mode;
+ *   - writes at or past size go to the file (an append does not wait), under upper_copy_lock;
+ *     the copy moves the file's mtime as it writes and puts back, after each chunk, the one
+ *     the container last gave it (recorded by upper_copy_unlock), which stats show meanwhile
+ *     (upper_copy_fix_stat);
+ *   - whatever changes [0, size) otherwise (a write there, a truncate, fallocate, fsync,
+ *     SEEK_DATA/SEEK_HOLE) waits for the copy to end first (upper_copy_wait).
+ *
+ * Crashes: the mark is an xattr of the file, trusted.overlay.ctfs-copying = "<object digest in
+ * hex> <size>", set before the file gets its name; before that too, a name in the work dir,
+ * "copying-<handle type>-<file handle in hex>", is made (both metadata, in order on a journaling
+ * filesystem), by which upper_copies_recover finds the file when the container is opened again
+ * and copies it then (synchronously). The mark goes only after the copied data is fsync'd. While
+ * a mark is there the upper dir is not yet in the kernel overlayfs on-disk format: the daemon
+ * waits for every copy before it exits.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "digest.h"
+#include "store.h"
+
+#define COPY_BG_MIN (1 << 20)
+#define COPY_ENTRY_MAX 256
+#define COPY_MARK "trusted.overlay.ctfs-copying"
+
+typedef struct upper_copies upper_copies; /* a container's copies */
+typedef struct upper_copy upper_copy;     /* one file's */
+
+upper_copies *upper_copies_new(void);
+/* Wait for every copy (to its end, unless stopped), then free. */
+void upper_copies_free(upper_copies *cs);
+/* Every copy stops at its next chunk (the container was removed); does not wait. What was not
+ * copied is copied by upper_copies_recover if the container is opened again. */
+void upper_copies_stop(upper_copies *cs);
+
+/*
+ * Copy data regions of src's [from, to) to the same offsets of dst (holes stay holes): 0 or
+ * -errno. *buf: a bounce buffer for filesystems without copy_file_range (freed by the caller).
+ */
+int upper_copy_range(int src, int dst, off_t from, off_t to, char **buf);
+
+/* Before publishing fd (a new upper file, size bytes of holes, in the work dir work_fd): mark it
+ * and name it in the work dir (entry). -EOPNOTSUPP and the like when the filesystem has no file
+ * handles: copy synchronously then. */
+int upper_copy_prepare(int fd, int work_fd, const uint8_t digest[DIGEST_LEN], off_t size,
+                       char entry[COPY_ENTRY_MAX]);
+/* Undo upper_copy_prepare for a file that was not published. */
+void upper_copy_abandon(int fd, int work_fd, const char *entry);
+/* Copy obj's [0, size) into fd (published since upper_copy_prepare) in a thread. Takes obj and
+ * fd (closed here, also on error); work_fd is borrowed (dup'd). */
+int upper_copy_start(upper_copies *cs, int obj, int fd, int work_fd, const char *entry, off_t size);
+
+/* The copy under way into the file that fd (or dev/ino) is open on, with a reference, or NULL. */
+upper_copy *upper_copy_find(upper_copies *cs, int fd);
+upper_copy *upper_copies_get(upper_copies *cs, dev_t dev, ino_t ino);
+upper_copy *upper_copy_ref(upper_copy *c);
+void upper_copy_put(upper_copy *c);
+/* Whether reads of [0, *ret_size) must come from *ret_obj (valid while the reference is held):
+ * until the copy is done, and for good if it failed. */
+bool upper_copy_reading(upper_copy *c, off_t *ret_size, int *ret_obj);
+/* Wait for the copy to end: 0, or its error (its data below its size is not all there). */
+int upper_copy_wait(upper_copy *c);
+/* Around a change of the file's mtime (a write past the copied part, utimens). mtime: what
+ * the change made it (NULL or UTIME_NOW: now, as a write does; UTIME_OMIT: unchanged), which
+ * the copy puts back after each chunk. */
+void upper_copy_lock(upper_copy *c);
+void upper_copy_unlock(upper_copy *c, const struct timespec *mtime);
+/* A stat of the file as the container sees it while the copy runs: the mtime it gave the file
+ * (not the copy's), and the blocks of the whole size. */
+void upper_copy_fix_stat(upper_copy *c, struct stat *st);
+void upper_copies_fix_stat(upper_copies *cs, struct stat *st);
+/* upper_copy_wait for the file dev/ino, if a copy into it is under way. */
+int upper_copies_wait(upper_copies *cs, dev_t dev, ino_t ino);
+
+/* Copies a crash interrupted, named in the work dir: done now, synchronously. */
+void upper_copies_recover(store *s, int work_fd);
