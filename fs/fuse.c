@@ -381,7 +381,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 {
         (void)ino;
         int fd;
-        if (view_read_fd(V(req), F(fi), off, size, &fd) > 0) {
+        int r = view_read_fd(V(req), F(fi), off, size, &fd);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        if (r > 0) {
                 /* partly copied up, partly still the image's (a copy-up under way) */
                 _cleanup_free_ char *mem = xmalloc(size);
                 ssize_t n = view_read(V(req), F(fi), mem, size, off);

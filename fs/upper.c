@@ -751,18 +751,10 @@ static int set_tree_xattrs(upper *u, const struct tgt *t, tree_ino ino)
         return 0;
 }
 
-/* A regular file's copy whose data is copied after it is published (CU_DATA_BG): its fd, the
- * object's, its entry in the work dir (upper_copy.h). fd is -1 when the data was copied. */
-struct later {
-        int fd, obj;
-        off_t size;
-        char entry[COPY_ENTRY_MAX];
-};
-
 /* Build a copy of a lower inode in the work dir under tmp. lower_path (regular files with
  * CU_META) is the path the metacopy's redirect names. */
 static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup_how how, char tmp[64],
-                     struct later *later)
+                     struct upper_copy_job *later)
 {
         const struct tree_inode *i = tree_get(u->t, ino);
         if (!i)
@@ -772,7 +764,7 @@ static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup
         _cleanup_close_ int fd = -1, ofd = -1;
         bool cloned = false, bg = false;
         int r = 0;
-        later->fd = later->obj = -1;
+        later->fd = later->obj = later->work_fd = -1;
         switch (i->mode & S_IFMT) {
         case S_IFDIR:
                 if (mkdirat(u->work_fd, tmp, 0700) < 0)
@@ -800,10 +792,27 @@ static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup
                                 goto fail;
                         }
                         /* big, and no reflink: holes now, the data once published (the mark
-                         * first: chown and the image's xattrs leave trusted.* alone) */
-                        bg = how == CU_DATA_BG && i->size >= COPY_BG_MIN && ioctl(fd, FICLONE, ofd) < 0 &&
-                             ftruncate(fd, (off_t)i->size) == 0 &&
+                         * first: chown and the image's xattrs leave trusted.* alone). Not a file
+                         * with file capabilities: the copy's writes would drop them. */
+                        bg = how == CU_DATA_BG && i->size >= COPY_BG_MIN &&
+                             tree_getxattr_buf(u->t, ino, "security.capability", NULL, 0) < 0 &&
+                             ioctl(fd, FICLONE, ofd) < 0 && ftruncate(fd, (off_t)i->size) == 0 &&
                              upper_copy_prepare(fd, u->work_fd, i->digest, (off_t)i->size, later->entry) == 0;
+                        if (bg) {
+                                /* all a copy needs, now: nothing may fail once it is published */
+                                struct stat st;
+                                later->work_fd = fcntl(u->work_fd, F_DUPFD_CLOEXEC, 3);
+                                if (later->work_fd < 0 || fstat(fd, &st) < 0) {
+                                        upper_copy_abandon(fd, u->work_fd, later->entry);
+                                        if (later->work_fd >= 0)
+                                                close(later->work_fd);
+                                        later->work_fd = -1;
+                                        bg = false;
+                                } else {
+                                        later->dev = st.st_dev;
+                                        later->ino = st.st_ino;
+                                }
+                        }
                         r = bg ? 0 : copy_data(ofd, fd, (off_t)i->size, &cloned);
                         if (r < 0)
                                 goto fail;
@@ -857,8 +866,11 @@ static int make_copy(upper *u, tree_ino ino, const char *lower_path, enum copyup
 fail_errno:
         r = -errno;
 fail:
-        if (bg)
+        if (bg) {
                 upper_copy_abandon(fd, u->work_fd, later->entry);
+                close(later->work_fd);
+                later->work_fd = -1;
+        }
         unlinkat(u->work_fd, tmp, S_ISDIR(i->mode) ? AT_REMOVEDIR : 0);
         return r;
 }
@@ -913,7 +925,7 @@ static int copyup_dir_path(upper *u, const char *path)
                         if (!i || !S_ISDIR(i->mode))
                                 return -ENOTDIR;
                         char tmp[64];
-                        struct later none;
+                        struct upper_copy_job none;
                         r = make_copy(u, lo, NULL, CU_META, tmp, &none);
                         if (r < 0)
                                 return r;
@@ -1018,7 +1030,7 @@ static int copyup(upper *u, const struct upper_dir *d, const char *name, struct 
                 if (pfd < 0)
                         return pfd;
                 char tmp[64];
-                struct later later;
+                struct upper_copy_job later;
                 r = make_copy(u, e->lower, lpath, how, tmp, &later);
                 if (r < 0)
                         return r;
@@ -1030,17 +1042,14 @@ static int copyup(upper *u, const struct upper_dir *d, const char *name, struct 
                                 upper_copy_abandon(later.fd, u->work_fd, later.entry);
                                 close(later.fd);
                                 close(later.obj);
+                                close(later.work_fd);
                         }
                         unlinkat(u->work_fd, tmp, S_ISDIR(e->st.st_mode) ? AT_REMOVEDIR : 0);
                         return r;
                 }
                 restore_times(pfd, &pst);
-                if (later.fd >= 0) {
-                        /* published: its data follows (upper_copy.h) */
-                        r = upper_copy_start(u->copies, later.obj, later.fd, u->work_fd, later.entry, later.size);
-                        if (r < 0)
-                                return r;
-                }
+                if (later.fd >= 0)
+                        upper_copy_start(u->copies, &later); /* published: its data follows */
                 if (S_ISDIR(e->st.st_mode)) {
                         struct timespec ts[2] = { e->st.st_mtim, e->st.st_mtim };
                         utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW);
@@ -1138,7 +1147,7 @@ static int copyup_hardlinked(upper *u, const struct upper_dir *d, const char *na
         if (r < 0)
                 return r;
         char tmp[64];
-        struct later none;
+        struct upper_copy_job none;
         r = make_copy(u, e->lower, self_lpath, how == CU_DATA_BG ? CU_DATA : how, tmp, &none);
         if (r < 0)
                 return r;
@@ -2023,6 +2032,12 @@ int upper_setxattr(upper *u, const struct upper_dir *d, const char *name, const 
         r = copyup(u, d, name, &e, CU_META);
         if (r < 0)
                 return r;
+        /* file capabilities set on a file being copied: the copy's writes would drop them */
+        if (e.in_upper && strcmp(xname, "security.capability") == 0) {
+                r = upper_copies_wait(u->copies, e.st.st_dev, e.st.st_ino);
+                if (r < 0)
+                        return r;
+        }
         _cleanup_close_ int pfd = d ? open_dir(u, d->path, O_PATH) : -1;
         if (d && pfd < 0)
                 return pfd;
@@ -2146,12 +2161,12 @@ int upper_open(store *s, const tree *lower, const char *upper_path, upper **ret)
                         closedir(dir);
                 }
         }
-        /* copies of big files a crash interrupted (upper_copy.h) */
-        upper_copies_recover(s, wfd);
         upper *u = xcalloc(1, sizeof(*u));
         u->s = s;
         u->t = lower;
         u->copies = upper_copies_new();
+        /* copies of big files a crash interrupted (upper_copy.h) */
+        upper_copies_recover(u->copies, s, wfd);
         u->fd = TAKE_FD(fd);
         u->work_fd = TAKE_FD(wfd);
         pthread_mutex_init(&u->hl_lock, NULL);
@@ -2176,3 +2191,14 @@ void upper_closep(upper **u) { upper_close(*u); }
 void upper_stop_copies(upper *u) { upper_copies_stop(u->copies); }
 
 upper_copy *upper_copy_of(upper *u, int fd) { return upper_copy_find(u->copies, fd); }
+
+int upper_finish_copies(upper *u, int64_t deadline_ms) { return upper_copies_finish(u->copies, deadline_ms); }
+
+upper_copy *upper_copy_at(upper *u, const struct upper_dir *d, const char *name)
+{
+        struct upper_ent e;
+        if (!d || !upper_copies_busy(u->copies) || upper_lookup(u, d, name, &e) < 0 || !e.in_upper ||
+            !S_ISREG(e.st.st_mode))
+                return NULL;
+        return upper_copies_get(u->copies, e.st.st_dev, e.st.st_ino);
+}

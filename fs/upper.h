@@ -16,6 +16,9 @@
  *     findable after renames. chmod/chown/utimens/xattr changes and renames of image files
  *     copy no data; data is copied when the file is opened for writing or truncated.
  *     The kernel reads this format with `metacopy=on,redirect_dir=on`.
+ *   - not the kernel's: while a big file's data is being copied up in the background, the
+ *     file (holes where the copy has not been) carries `trusted.overlay.ctfs-copying`, and the
+ *     work dir names it (upper_copy.h); the kernel would read the holes.
  *
  * Every operation works relative to directory fds without following symlinks: path walks
  * inside the upper dir use openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
@@ -156,5 +159,9 @@ int upper_root_stat(upper *u, struct stat *ret);
 upper_copy *upper_copy_of(upper *u, int fd);
 /* The container was removed: its copies stop (upper_close does not wait for them to end). */
 void upper_stop_copies(upper *u);
+/* The copy into the entry's upper file, while one is under way (a reference), or NULL. */
+upper_copy *upper_copy_at(upper *u, const struct upper_dir *d, const char *name);
+/* The daemon is exiting: upper_copies_finish. */
+int upper_finish_copies(upper *u, int64_t deadline_ms);
 /* Incremented whenever a file's data is copied up: readers holding a lower fd reopen. */
 uint64_t upper_copyup_gen(const upper *u);

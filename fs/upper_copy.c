@@ -65,8 +65,10 @@ void upper_copy_put(upper_copy *c)
         if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
                 return;
         close(c->fd);
-        close(c->obj);
-        close(c->work_fd);
+        if (c->obj >= 0)
+                close(c->obj);
+        if (c->work_fd >= 0)
+                close(c->work_fd);
         pthread_mutex_destroy(&c->mtime_lock);
         pthread_mutex_destroy(&c->lock);
         pthread_cond_destroy(&c->ended);
@@ -195,12 +197,16 @@ static int copy_keeping_mtime(int obj, int fd, off_t from, off_t to, char **buf)
         return r;
 }
 
-/* The end of a copy: its data on disk, then the mark and the entry gone. */
+/* The end of a copy: its data on disk, then the mark gone, also on disk before the container
+ * may write where the copy did (a crash must not find the mark and copy the image's bytes over
+ * such a write: an fdatasync of the write would not commit the xattr change), then the entry. */
 static int finish(int fd, int work_fd, const char *entry)
 {
         if (fsync(fd) < 0)
                 return -errno;
         if (fremovexattr(fd, COPY_MARK) < 0 && errno != ENODATA)
+                return -errno;
+        if (fsync(fd) < 0)
                 return -errno;
         unlinkat(work_fd, entry, 0);
         return 0;
@@ -229,8 +235,20 @@ static void *copy_main(void *arg)
                         r = -errno;
                 pthread_mutex_unlock(&c->mtime_lock);
         }
+        pthread_mutex_lock(&c->lock);
+        if (r == 0 && c->stop)
+                r = -ECANCELED; /* nor the fsync: the container is gone, or the next mount ends it */
+        pthread_mutex_unlock(&c->lock);
         if (r == 0)
                 r = finish(c->fd, c->work_fd, c->entry);
+        else if (r == -ECANCELED)
+                fprintf(stderr, "ctfs: stopped the background copy-up of %s (its container was removed, or the daemon "
+                                "is exiting: the next mount finishes it)\n",
+                        c->entry);
+        else
+                fprintf(stderr, "ctfs: the background copy-up of %s failed (%s): the file reads as the image's and "
+                                "refuses writes below %" PRId64 " bytes until the next mount copies it\n",
+                        c->entry, strerror(-r), (int64_t)c->size);
         pthread_mutex_lock(&c->lock);
         c->done = true;
         c->err = r;
@@ -271,40 +289,73 @@ void upper_copy_abandon(int fd, int work_fd, const char *entry)
         unlinkat(work_fd, entry, 0);
 }
 
-int upper_copy_start(upper_copies *cs, int obj, int fd, int work_fd, const char *entry, off_t size)
+static upper_copy *copy_new(int obj, int fd, int work_fd, const char *entry, off_t size, dev_t dev, ino_t ino)
 {
-        struct stat st;
-        int wfd = fcntl(work_fd, F_DUPFD_CLOEXEC, 3);
-        if (wfd < 0 || fstat(fd, &st) < 0) {
-                int r = -errno;
-                if (wfd >= 0)
-                        close(wfd);
-                close(obj);
-                close(fd);
-                return r;
-        }
-        reap(cs);
         upper_copy *c = xcalloc(1, sizeof(*c));
         atomic_init(&c->refs, 1);
-        c->dev = st.st_dev;
-        c->ino = st.st_ino;
+        c->dev = dev;
+        c->ino = ino;
         c->fd = fd;
         c->obj = obj;
-        c->work_fd = wfd;
+        c->work_fd = work_fd;
         snprintf(c->entry, sizeof(c->entry), "%s", entry);
         c->size = size;
-        c->mtime = st.st_mtim;
         pthread_mutex_init(&c->mtime_lock, NULL);
         pthread_mutex_init(&c->lock, NULL);
-        pthread_cond_init(&c->ended, NULL);
-        c->threaded = pthread_create(&c->thread, NULL, copy_main, c) == 0;
-        if (!c->threaded)
-                copy_main(c); /* no thread to be had: the open waits for the copy after all */
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->ended, &ca);
+        pthread_condattr_destroy(&ca);
+        return c;
+}
+
+static void add(upper_copies *cs, upper_copy *c)
+{
         pthread_mutex_lock(&cs->lock);
         c->next = cs->list;
         cs->list = c;
         pthread_mutex_unlock(&cs->lock);
-        return 0;
+}
+
+void upper_copy_start(upper_copies *cs, const struct upper_copy_job *j)
+{
+        reap(cs);
+        upper_copy *c = copy_new(j->obj, j->fd, j->work_fd, j->entry, j->size, j->dev, j->ino);
+        struct stat st;
+        if (fstat(c->fd, &st) == 0)
+                c->mtime = st.st_mtim;
+        c->threaded = pthread_create(&c->thread, NULL, copy_main, c) == 0;
+        if (!c->threaded)
+                copy_main(c); /* no thread to be had: the open waits for the copy after all */
+        add(cs, c);
+}
+
+int upper_copies_finish(upper_copies *cs, int64_t deadline_ms)
+{
+        struct timespec until = { (time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000L };
+        int left = 0;
+        pthread_mutex_lock(&cs->lock);
+        for (upper_copy *c = cs->list; c; c = c->next) {
+                pthread_mutex_lock(&c->lock);
+                while (!c->done && pthread_cond_timedwait(&c->ended, &c->lock, &until) == 0)
+                        ;
+                if (!c->done) {
+                        c->stop = true;
+                        left++;
+                }
+                pthread_mutex_unlock(&c->lock);
+        }
+        pthread_mutex_unlock(&cs->lock);
+        return left;
+}
+
+bool upper_copies_busy(upper_copies *cs)
+{
+        pthread_mutex_lock(&cs->lock);
+        bool r = cs->list != NULL;
+        pthread_mutex_unlock(&cs->lock);
+        return r;
 }
 
 upper_copy *upper_copies_get(upper_copies *cs, dev_t dev, ino_t ino)
@@ -322,13 +373,8 @@ upper_copy *upper_copies_get(upper_copies *cs, dev_t dev, ino_t ino)
 
 upper_copy *upper_copy_find(upper_copies *cs, int fd)
 {
-        if (!cs)
-                return NULL;
-        pthread_mutex_lock(&cs->lock);
-        bool none = !cs->list;
-        pthread_mutex_unlock(&cs->lock);
         struct stat st;
-        if (none || fstat(fd, &st) < 0)
+        if (!cs || !upper_copies_busy(cs) || fstat(fd, &st) < 0)
                 return NULL; /* (the usual case: no copy under way, no fstat) */
         return upper_copies_get(cs, st.st_dev, st.st_ino);
 }
@@ -429,7 +475,27 @@ void upper_copies_fix_stat(upper_copies *cs, struct stat *st)
 
 static int hexval(char ch) { return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1; }
 
-static void recover_one(store *s, int mount_fd, int work_fd, const char *name)
+/* A copy that could not be done after a crash: reads of [0, size) come from obj (-1: none,
+ * they fail), writes there are refused (upper_copy.h). */
+static void add_failed(upper_copies *cs, int obj, int fd, const char *entry, off_t size, const char *why)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+                close(fd);
+                if (obj >= 0)
+                        close(obj);
+                return;
+        }
+        fprintf(stderr, "ctfs: the copy-up a crash interrupted (%s) cannot be done (%s): the file %s until the next try\n",
+                entry, why, obj >= 0 ? "reads as the image's and refuses writes below its image size" : "fails reads");
+        upper_copy *c = copy_new(obj, fd, -1, entry, size, st.st_dev, st.st_ino);
+        c->mtime = st.st_mtim;
+        c->done = true;
+        c->err = -EIO;
+        add(cs, c);
+}
+
+static void recover_one(upper_copies *cs, store *s, int mount_fd, int work_fd, const char *name)
 {
         union handle h;
         int type, used = 0;
@@ -456,7 +522,7 @@ static void recover_one(store *s, int mount_fd, int work_fd, const char *name)
         }
         char p[64];
         snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
-        _cleanup_close_ int fd = open(p, O_RDWR | O_CLOEXEC);
+        int fd = open(p, O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return;
         char mark[DIGEST_HEX_LEN + 32];
@@ -464,23 +530,35 @@ static void recover_one(store *s, int mount_fd, int work_fd, const char *name)
         if (n < 0) {
                 if (errno == ENODATA)
                         unlinkat(work_fd, name, 0); /* done, but for this name */
+                close(fd);
                 return;
         }
         mark[n] = '\0';
         char dhex[DIGEST_HEX_LEN + 1];
         int64_t size;
         uint8_t digest[DIGEST_LEN];
-        if (sscanf(mark, "%64s %" SCNd64, dhex, &size) != 2 || size < 0 || digest_parse_hex(dhex, digest) < 0)
+        if (sscanf(mark, "%64s %" SCNd64, dhex, &size) != 2 || size < 0 || digest_parse_hex(dhex, digest) < 0) {
+                add_failed(cs, -1, fd, name, 0, "its mark is not readable");
                 return;
-        _cleanup_close_ int obj = store_object_open(s, digest);
-        if (obj < 0)
-                return; /* stays marked: its data is nowhere else */
+        }
+        int obj = store_object_open(s, digest);
+        if (obj < 0) {
+                add_failed(cs, -1, fd, name, (off_t)size, "the image's object is gone");
+                return;
+        }
         _cleanup_free_ char *buf = NULL;
-        if (copy_keeping_mtime(obj, fd, 0, (off_t)size, &buf) == 0)
-                finish(fd, work_fd, name);
+        int r = copy_keeping_mtime(obj, fd, 0, (off_t)size, &buf);
+        if (r == 0)
+                r = finish(fd, work_fd, name);
+        if (r < 0) {
+                add_failed(cs, obj, fd, name, (off_t)size, strerror(-r));
+                return;
+        }
+        close(obj);
+        close(fd);
 }
 
-void upper_copies_recover(store *s, int work_fd)
+void upper_copies_recover(upper_copies *cs, store *s, int work_fd)
 {
         int dfd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -498,7 +576,7 @@ void upper_copies_recover(store *s, int work_fd)
                         names[n++] = xstrdup(de->d_name);
                 }
         for (size_t i = 0; i < n; i++) {
-                recover_one(s, dirfd(dir), work_fd, names[i]);
+                recover_one(cs, s, dirfd(dir), work_fd, names[i]);
                 free(names[i]);
         }
         free(names);

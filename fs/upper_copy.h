@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -63,17 +64,30 @@ int upper_copy_prepare(int fd, int work_fd, const uint8_t digest[DIGEST_LEN], of
                        char entry[COPY_ENTRY_MAX]);
 /* Undo upper_copy_prepare for a file that was not published. */
 void upper_copy_abandon(int fd, int work_fd, const char *entry);
-/* Copy obj's [0, size) into fd (published since upper_copy_prepare) in a thread. Takes obj and
- * fd (closed here, also on error); work_fd is borrowed (dup'd). */
-int upper_copy_start(upper_copies *cs, int obj, int fd, int work_fd, const char *entry, off_t size);
+/* What a copy needs, all got before the file is published (nothing may fail after). */
+struct upper_copy_job {
+        int obj, fd, work_fd; /* the object, the upper file, a dup of the work dir: taken */
+        dev_t dev;            /* the upper file's */
+        ino_t ino;
+        off_t size;
+        char entry[COPY_ENTRY_MAX];
+};
+/* Copy j->obj's [0, size) into the upper file (published since upper_copy_prepare) in a
+ * thread. */
+void upper_copy_start(upper_copies *cs, const struct upper_copy_job *j);
+/* Wait until deadline_ms (CLOCK_MONOTONIC, ms) for the copies under way; those not done then
+ * stop (the next upper_copies_recover copies them). Returns how many stopped. */
+int upper_copies_finish(upper_copies *cs, int64_t deadline_ms);
 
 /* The copy under way into the file that fd (or dev/ino) is open on, with a reference, or NULL. */
 upper_copy *upper_copy_find(upper_copies *cs, int fd);
 upper_copy *upper_copies_get(upper_copies *cs, dev_t dev, ino_t ino);
+/* Whether cs has copies at all (under way, or failed). */
+bool upper_copies_busy(upper_copies *cs);
 upper_copy *upper_copy_ref(upper_copy *c);
 void upper_copy_put(upper_copy *c);
-/* Whether reads of [0, *ret_size) must come from *ret_obj (valid while the reference is held):
- * until the copy is done, and for good if it failed. */
+/* Whether reads of [0, *ret_size) must come from *ret_obj (valid while the reference is held;
+ * -1: nowhere, they fail with EIO): until the copy is done, and for good if it failed. */
 bool upper_copy_reading(upper_copy *c, off_t *ret_size, int *ret_obj);
 /* Wait for the copy to end: 0, or its error (its data below its size is not all there). */
 int upper_copy_wait(upper_copy *c);
@@ -89,5 +103,6 @@ void upper_copies_fix_stat(upper_copies *cs, struct stat *st);
 /* upper_copy_wait for the file dev/ino, if a copy into it is under way. */
 int upper_copies_wait(upper_copies *cs, dev_t dev, ino_t ino);
 
-/* Copies a crash interrupted, named in the work dir: done now, synchronously. */
-void upper_copies_recover(store *s, int work_fd);
+/* Copies a crash interrupted, named in the work dir: done now, synchronously; those that cannot
+ * be done (no space, the object gone) join cs as failed copies and are tried again next time. */
+void upper_copies_recover(upper_copies *cs, store *s, int work_fd);

@@ -1295,7 +1295,8 @@ static int node_stat(view *v, vnode *n, struct stat *st, double *timeout)
         return -EIO;
 }
 
-static int node_fd(view *v, vnode *n);
+static int node_fd(view *v, vnode *n, bool wait);
+static int wait_copy(view *v, vnode *n);
 
 /* ---- lookup ---- */
 
@@ -1519,7 +1520,7 @@ int view_getattr(view *v, uint64_t id, view_file *f, struct stat *ret, double *r
                 return 0;
         }
         if (n->kind == VK_CNODE && n->detached) {
-                _cleanup_close_ int fd = node_fd(v, n);
+                _cleanup_close_ int fd = node_fd(v, n, false);
                 if (fd < 0)
                         return fd;
                 if (fstat(fd, ret) < 0)
@@ -1568,7 +1569,9 @@ int view_setattr(view *v, uint64_t id, view_file *f, const struct stat *attr, un
                 a.valid |= UPPER_SET_MTIME;
                 a.mtime = valid & VIEW_SET_MTIME_NOW ? (struct timespec){ 0, UTIME_NOW } : attr->st_mtim;
         }
-        int r = cont_begin(v, n->c, true);
+        int r = valid & VIEW_SET_SIZE ? wait_copy(v, n) : 0;
+        if (r == 0)
+                r = cont_begin(v, n->c, true);
         if (r < 0)
                 return r;
         struct cref cr;
@@ -1580,7 +1583,7 @@ int view_setattr(view *v, uint64_t id, view_file *f, const struct stat *attr, un
         cont_end(n->c);
         if (r < 0) {
                 /* an unlinked file that is still open: apply what we can to the open fd */
-                _cleanup_close_ int fd = r == -ENOENT && n->detached ? node_fd(v, n) : -1;
+                _cleanup_close_ int fd = r == -ENOENT && n->detached ? node_fd(v, n, valid & VIEW_SET_SIZE) : -1;
                 if (fd >= 0) {
                         if ((valid & VIEW_SET_SIZE) && ftruncate(fd, attr->st_size) < 0)
                                 return -errno;
@@ -1889,10 +1892,29 @@ static view_file *file_new(view *v, vnode *n, int fd, bool lower, bool image)
         return f;
 }
 
+/* Wait, without the container's lock, for a copy under way into n's upper file (upper_copy.h):
+ * for a truncation, which would wait for it holding the lock. */
+static int wait_copy(view *v, vnode *n)
+{
+        int r = cont_begin(v, n->c, false);
+        if (r < 0)
+                return r;
+        struct cref cr;
+        upper_copy *copy = NULL;
+        if (cref_entry(n, &cr) == 0)
+                copy = upper_copy_at(n->c->u, cref_d(&cr), cr.name);
+        cref_done(&cr);
+        cont_end(n->c);
+        r = upper_copy_wait(copy);
+        upper_copy_put(copy);
+        return r;
+}
+
 /* An fd of the node's data, for operations on an unlinked inode that the kernel sends without
  * a file handle (fchmod, fchown, futimens, fstat of an unlinked file): a dup of an open file's
- * upper fd, or -ENOENT. */
-static int node_fd(view *v, vnode *n)
+ * upper fd, or -ENOENT. wait: for a change of the data (a truncation), after a copy under way
+ * into it. */
+static int node_fd(view *v, vnode *n, bool wait)
 {
         int fd = -ENOENT;
         upper_copy *copy = NULL;
@@ -1906,8 +1928,7 @@ static int node_fd(view *v, vnode *n)
                         break;
                 }
         pthread_mutex_unlock(&v->lock);
-        /* every caller changes the data or its size: after a copy under way */
-        int r = upper_copy_wait(copy);
+        int r = wait ? upper_copy_wait(copy) : 0;
         upper_copy_put(copy);
         if (r < 0 && fd >= 0) {
                 close(fd);
@@ -1947,7 +1968,9 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
         }
         case VK_CNODE: {
                 bool w = acc != O_RDONLY || (flags & O_TRUNC);
-                int r = cont_begin(v, n->c, w);
+                int r = flags & O_TRUNC ? wait_copy(v, n) : 0;
+                if (r == 0)
+                        r = cont_begin(v, n->c, w);
                 if (r < 0)
                         return r;
                 uint64_t gen = upper_copyup_gen(n->c->u);
@@ -2054,7 +2077,9 @@ int view_read_fd(view *v, view_file *f, off_t off, size_t size, int *ret_fd)
         int obj;
         if (upper_copy_reading(f->copy, &copying, &obj) && off < copying) {
                 /* the object holds what the copy has yet to write */
-                if (off + (off_t)size <= copying)
+                if (obj < 0)
+                        r = -EIO; /* a copy a crash interrupted, whose object is gone */
+                else if (off + (off_t)size <= copying)
                         *ret_fd = obj;
                 else
                         r = 1;
@@ -2082,7 +2107,10 @@ static ssize_t pread_full(int fd, char *buf, size_t size, off_t off)
 ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off)
 {
         int fd;
-        if (view_read_fd(v, f, off, size, &fd) == 0) {
+        int r = view_read_fd(v, f, off, size, &fd);
+        if (r < 0)
+                return r;
+        if (r == 0) {
                 ssize_t n = pread(fd, buf, size, off);
                 return n < 0 ? -errno : n;
         }
@@ -2892,6 +2920,17 @@ void view_free(view *v)
                 image_free(x);
         }
         dead_free(v);
+        /* copies of big files under way get a few seconds more, all together (ctfs umount
+         * insists after five); the rest stop, for the next mount to finish (upper_copy.h) */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 4000;
+        int stopped = 0;
+        for (struct vcont *c = v->conts; c; c = c->next)
+                if (c->u)
+                        stopped += upper_finish_copies(c->u, deadline);
+        if (stopped)
+                fprintf(stderr, "ctfs: %d copy-up(s) of big files stopped at exit: the next mount finishes them\n", stopped);
         for (struct vcont *c = v->conts, *next; c; c = next) {
                 next = c->next;
                 upper_close(c->u);

@@ -601,15 +601,17 @@ int main(void)
                 d = D("data");
                 ok(upper_lookup(u, &d, "big", &e) == 0 && !e.in_upper, "the image file");
                 const struct tree_inode *ti = tree_get(t, e.lower);
-                char wpath[2048], p[4096], entry[3][COPY_ENTRY_MAX];
+                char wpath[2048], p[4096], entry[4][COPY_ENTRY_MAX];
                 snprintf(wpath, sizeof(wpath), "%s/c5/work", tmpl);
                 int wfd = open(wpath, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                const char *names[3] = { "crashed", "removed", "finished" };
-                for (int k = 0; k < 3; k++) {
+                const char *names[4] = { "crashed", "removed", "finished", "orphan" };
+                uint8_t nowhere[DIGEST_LEN];
+                memset(nowhere, 0xee, sizeof(nowhere));
+                for (int k = 0; k < 4; k++) {
                         snprintf(p, sizeof(p), "%s/%s", upath, names[k]);
                         int fd = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
                         ok(fd >= 0 && ftruncate(fd, FX_BIG_SIZE) == 0 &&
-                                   upper_copy_prepare(fd, wfd, ti->digest, FX_BIG_SIZE, entry[k]) == 0,
+                                   upper_copy_prepare(fd, wfd, k == 3 ? nowhere : ti->digest, FX_BIG_SIZE, entry[k]) == 0,
                            "a marked file with holes, named in the work dir (%s)", names[k]);
                         struct timespec ts[2] = { { 1234, 0 }, { 1234, 5 } };
                         futimens(fd, ts);
@@ -637,8 +639,62 @@ int main(void)
                 got = read_all("", "finished", NULL);
                 ok(got && got[0] == 0 && got[FX_BIG_SIZE - 1] == 0, "a file whose copy was done is left alone");
                 free(got);
+                /* its object gone: it stays marked, and a failed copy says how to read it */
+                struct upper_dir top = D("");
+                upper_copy *c = upper_copy_at(u, &top, "orphan");
+                off_t sz = 0;
+                int obj = 0;
+                ok(c && upper_copy_reading(c, &sz, &obj) && sz == FX_BIG_SIZE && obj < 0,
+                   "a copy that cannot be done (no object): reads of its image part fail");
+                ok(upper_copy_wait(c) == -EIO, "  and changes there fail with EIO");
+                upper_copy_put(c);
+                ok(ugetx("orphan", COPY_MARK, v, sizeof(v)) > 0, "  it stays marked");
+                snprintf(p, sizeof(p), "%s/%s", wpath, entry[3]);
+                ok(access(p, F_OK) == 0, "  and named in the work dir, for the next try");
                 close(wfd);
                 free(want);
+        }
+
+        /* a copy asked to stop (its container was removed) ends at its next chunk, without
+         * its fsync: still marked, still named in the work dir, for upper_copies_recover */
+        {
+                enum { SIZE = 128 << 20 };
+                char objp[1024], dstp[1024], wdir[1024];
+                snprintf(objp, sizeof(objp), "%s/obj", tmpl);
+                snprintf(dstp, sizeof(dstp), "%s/dst", tmpl);
+                snprintf(wdir, sizeof(wdir), "%s/c5/work", tmpl);
+                int ofd = open(objp, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+                char *block = xmalloc(1 << 20);
+                bool written = ofd >= 0;
+                for (int k = 0; written && k < (SIZE >> 20); k++) {
+                        memset(block, 'a' + k % 26, 1 << 20);
+                        written = pwrite(ofd, block, 1 << 20, (off_t)k << 20) == 1 << 20;
+                }
+                free(block);
+                int dfd = open(dstp, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+                int wfd = open(wdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                uint8_t dg[DIGEST_LEN] = { 1 };
+                struct upper_copy_job j = { .obj = ofd, .fd = dfd, .size = SIZE };
+                struct stat st;
+                ok(written && dfd >= 0 && ftruncate(dfd, SIZE) == 0 && fstat(dfd, &st) == 0 &&
+                           upper_copy_prepare(dfd, wfd, dg, SIZE, j.entry) == 0,
+                   "a %d MiB copy to do", SIZE >> 20);
+                j.work_fd = fcntl(wfd, F_DUPFD_CLOEXEC, 3);
+                j.dev = st.st_dev;
+                j.ino = st.st_ino;
+                upper_copies *cs = upper_copies_new();
+                upper_copy_start(cs, &j);
+                upper_copies_stop(cs);
+                upper_copy *c = upper_copies_get(cs, st.st_dev, st.st_ino);
+                ok(c && upper_copy_wait(c) == -EIO, "  asked to stop, it ends without copying it all");
+                upper_copy_put(c);
+                char v[128];
+                ok(getxattr(dstp, COPY_MARK, v, sizeof(v)) > 0, "  the file stays marked");
+                char ep[2048];
+                snprintf(ep, sizeof(ep), "%s/%s", wdir, j.entry);
+                ok(access(ep, F_OK) == 0, "  and named in the work dir");
+                upper_copies_free(cs);
+                close(wfd);
         }
 
         upper_close(u);
