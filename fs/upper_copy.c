@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ struct upper_copy {
         pthread_cond_t ended;
         bool done, stop;
         int err;
+        pid_t tid; /* the copying thread, once it runs */
 };
 
 struct upper_copies {
@@ -217,6 +219,15 @@ static void *copy_main(void *arg)
         upper_copy *c = arg;
         _cleanup_free_ char *buf = NULL;
         int r = 0;
+        if (c->threaded) {
+                /* Background work: the container's own requests first (on two CPUs, a copy at
+                 * full speed made an append wait milliseconds for a CPU). upper_copy_wait gives
+                 * it its priority back when someone waits for it. */
+                pthread_mutex_lock(&c->lock);
+                c->tid = gettid();
+                pthread_mutex_unlock(&c->lock);
+                setpriority(PRIO_PROCESS, (id_t)c->tid, 19);
+        }
         for (off_t pos = 0; pos < c->size && r == 0; pos += CHUNK) {
                 pthread_mutex_lock(&c->lock);
                 bool stop = c->stop;
@@ -325,9 +336,11 @@ void upper_copy_start(upper_copies *cs, const struct upper_copy_job *j)
         struct stat st;
         if (fstat(c->fd, &st) == 0)
                 c->mtime = st.st_mtim;
-        c->threaded = pthread_create(&c->thread, NULL, copy_main, c) == 0;
-        if (!c->threaded)
+        c->threaded = true; /* (read by the thread) */
+        if (pthread_create(&c->thread, NULL, copy_main, c) != 0) {
+                c->threaded = false;
                 copy_main(c); /* no thread to be had: the open waits for the copy after all */
+        }
         add(cs, c);
 }
 
@@ -403,6 +416,8 @@ int upper_copy_wait(upper_copy *c)
         if (!c)
                 return 0;
         pthread_mutex_lock(&c->lock);
+        if (!c->done && c->tid > 0)
+                setpriority(PRIO_PROCESS, (id_t)c->tid, 0); /* someone waits: not background now */
         while (!c->done)
                 pthread_cond_wait(&c->ended, &c->lock);
         int r = c->err;
