@@ -2166,7 +2166,12 @@ int upper_open(store *s, const tree *lower, const char *upper_path, upper **ret)
         u->t = lower;
         u->copies = upper_copies_new();
         /* copies of big files a crash interrupted (upper_copy.h) */
-        upper_copies_recover(u->copies, s, wfd);
+        int r = upper_copies_recover(u->copies, s, wfd);
+        if (r < 0) {
+                upper_copies_free(u->copies);
+                free(u);
+                return r;
+        }
         u->fd = TAKE_FD(fd);
         u->work_fd = TAKE_FD(wfd);
         pthread_mutex_init(&u->hl_lock, NULL);

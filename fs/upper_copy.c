@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -228,10 +229,18 @@ static void *copy_main(void *arg)
                 pthread_mutex_unlock(&c->lock);
                 setpriority(PRIO_PROCESS, (id_t)c->tid, 19);
         }
+        /* held until the end (close): a next mount's recovery waits for it (upper_copies_recover) */
+        flock(c->fd, LOCK_EX);
         for (off_t pos = 0; pos < c->size && r == 0; pos += CHUNK) {
                 pthread_mutex_lock(&c->lock);
                 bool stop = c->stop;
                 pthread_mutex_unlock(&c->lock);
+                struct stat st;
+                if (!stop && fstat(c->fd, &st) == 0 && st.st_nlink == 0) {
+                        /* removed (and only still open, if at all): no data to keep */
+                        unlinkat(c->work_fd, c->entry, 0);
+                        stop = true;
+                }
                 if (stop) {
                         r = -ECANCELED;
                         break;
@@ -491,16 +500,19 @@ void upper_copies_fix_stat(upper_copies *cs, struct stat *st)
 static int hexval(char ch) { return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1; }
 
 /* A copy that could not be done after a crash: reads of [0, size) come from obj (-1: none,
- * they fail), writes there are refused (upper_copy.h). */
-static void add_failed(upper_copies *cs, int obj, int fd, const char *entry, off_t size, const char *why)
+ * they fail), writes there are refused (upper_copy.h). Takes obj and fd. */
+static int add_failed(upper_copies *cs, int obj, int fd, const char *entry, off_t size, const char *why)
 {
         struct stat st;
         if (fstat(fd, &st) < 0) {
+                int r = -errno;
                 close(fd);
                 if (obj >= 0)
                         close(obj);
-                return;
+                return r;
         }
+        if (size <= 0)
+                size = st.st_size; /* (its size in the image is not known: all of it) */
         fprintf(stderr, "ctfs: the copy-up a crash interrupted (%s) cannot be done (%s): the file %s until the next try\n",
                 entry, why, obj >= 0 ? "reads as the image's and refuses writes below its image size" : "fails reads");
         upper_copy *c = copy_new(obj, fd, -1, entry, size, st.st_dev, st.st_ino);
@@ -508,79 +520,90 @@ static void add_failed(upper_copies *cs, int obj, int fd, const char *entry, off
         c->done = true;
         c->err = -EIO;
         add(cs, c);
+        return 0;
 }
 
-static void recover_one(upper_copies *cs, store *s, int mount_fd, int work_fd, const char *name)
+/* 0 when the entry's file is copied, gone, or registered as a failed copy; -errno when the
+ * file may be marked but could not be looked at (the container must not be served then: its
+ * holes would read as zeros and take writes that a later copy would overwrite). */
+static int recover_one(upper_copies *cs, store *s, int mount_fd, int work_fd, const char *name)
 {
         union handle h;
         int type, used = 0;
         if (sscanf(name, ENTRY_PREFIX "%d-%n", &type, &used) != 1 || used == 0)
-                return;
+                return 0; /* not ours */
         const char *hex = name + used;
         size_t len = strlen(hex);
         if (len % 2 || len / 2 > HANDLE_MAX)
-                return;
+                return 0;
         for (size_t i = 0; i < len / 2; i++) {
                 int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
                 if (a < 0 || b < 0)
-                        return;
+                        return 0;
                 h.fh.f_handle[i] = (unsigned char)(a << 4 | b);
         }
         h.fh.handle_bytes = (unsigned)(len / 2);
         h.fh.handle_type = type;
         _cleanup_close_ int pfd = open_by_handle_at(mount_fd, &h.fh, O_PATH | O_CLOEXEC);
+        if (pfd < 0) {
+                if (errno != ESTALE && errno != ENOENT)
+                        return -errno;
+                unlinkat(work_fd, name, 0); /* the file is gone (removed since) */
+                return 0;
+        }
         struct stat st;
-        if (pfd < 0 || fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                if (pfd >= 0 || errno == ESTALE || errno == ENOENT)
-                        unlinkat(work_fd, name, 0); /* the file is gone (removed since) */
-                return;
+        if (fstat(pfd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode)) {
+                unlinkat(work_fd, name, 0);
+                return 0;
         }
         char p[64];
         snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
         int fd = open(p, O_RDWR | O_CLOEXEC);
         if (fd < 0)
-                return;
+                return add_failed(cs, -1, TAKE_FD(pfd), name, 0, strerror(errno));
+        /* a daemon still ending (it gives its copies a few seconds) holds the file's lock */
+        flock(fd, LOCK_EX);
         char mark[DIGEST_HEX_LEN + 32];
         ssize_t n = fgetxattr(fd, COPY_MARK, mark, sizeof(mark) - 1);
         if (n < 0) {
-                if (errno == ENODATA)
+                if (errno == ENODATA) {
                         unlinkat(work_fd, name, 0); /* done, but for this name */
-                close(fd);
-                return;
+                        close(fd);
+                        return 0;
+                }
+                return add_failed(cs, -1, fd, name, 0, strerror(errno));
         }
         mark[n] = '\0';
         char dhex[DIGEST_HEX_LEN + 1];
         int64_t size;
         uint8_t digest[DIGEST_LEN];
-        if (sscanf(mark, "%64s %" SCNd64, dhex, &size) != 2 || size < 0 || digest_parse_hex(dhex, digest) < 0) {
-                add_failed(cs, -1, fd, name, 0, "its mark is not readable");
-                return;
-        }
+        if (sscanf(mark, "%64s %" SCNd64, dhex, &size) != 2 || size < 0 || digest_parse_hex(dhex, digest) < 0)
+                return add_failed(cs, -1, fd, name, 0, "its mark is not readable");
         int obj = store_object_open(s, digest);
-        if (obj < 0) {
-                add_failed(cs, -1, fd, name, (off_t)size, "the image's object is gone");
-                return;
-        }
+        if (obj < 0)
+                return add_failed(cs, -1, fd, name, (off_t)size, "the image's object is gone");
         _cleanup_free_ char *buf = NULL;
         int r = copy_keeping_mtime(obj, fd, 0, (off_t)size, &buf);
         if (r == 0)
                 r = finish(fd, work_fd, name);
-        if (r < 0) {
-                add_failed(cs, obj, fd, name, (off_t)size, strerror(-r));
-                return;
-        }
+        if (r < 0)
+                return add_failed(cs, obj, fd, name, (off_t)size, strerror(-r));
         close(obj);
         close(fd);
+        return 0;
 }
 
-void upper_copies_recover(upper_copies *cs, store *s, int work_fd)
+int upper_copies_recover(upper_copies *cs, store *s, int work_fd)
 {
         int dfd = openat(work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
         if (!dir) {
+                int r = -errno;
                 if (dfd >= 0)
                         close(dfd);
-                return;
+                return r;
         }
         char **names = NULL;
         size_t n = 0;
@@ -590,10 +613,17 @@ void upper_copies_recover(upper_copies *cs, store *s, int work_fd)
                         names = xrealloc(names, (n + 1) * sizeof(*names));
                         names[n++] = xstrdup(de->d_name);
                 }
+        int r = 0;
         for (size_t i = 0; i < n; i++) {
-                recover_one(cs, s, dirfd(dir), work_fd, names[i]);
+                int q = recover_one(cs, s, dirfd(dir), work_fd, names[i]);
+                if (q < 0 && r == 0) {
+                        fprintf(stderr, "ctfs: cannot look at the copy-up a crash interrupted (%s): %s\n", names[i],
+                                strerror(-q));
+                        r = q;
+                }
                 free(names[i]);
         }
         free(names);
         closedir(dir);
+        return r;
 }

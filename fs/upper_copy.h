@@ -103,6 +103,8 @@ void upper_copies_fix_stat(upper_copies *cs, struct stat *st);
 /* upper_copy_wait for the file dev/ino, if a copy into it is under way. */
 int upper_copies_wait(upper_copies *cs, dev_t dev, ino_t ino);
 
-/* Copies a crash interrupted, named in the work dir: done now, synchronously; those that cannot
- * be done (no space, the object gone) join cs as failed copies and are tried again next time. */
-void upper_copies_recover(upper_copies *cs, store *s, int work_fd);
+/* Copies a crash interrupted, named in the work dir: done now, synchronously (after waiting for
+ * a daemon still ending, which holds the file's flock); those that cannot be done (no space, the
+ * object gone) join cs as failed copies and are tried again next time. -errno when a marked
+ * file could not be looked at: the container must not be served. */
+int upper_copies_recover(upper_copies *cs, store *s, int work_fd);

@@ -2611,7 +2611,10 @@ static int xattr_change(view *v, uint64_t id, const char *name, const void *valu
         vnode *n = node_of(v, id);
         if (n->kind != VK_CNODE)
                 return -EROFS;
-        int r = cont_begin(v, n->c, true);
+        /* file capabilities set on a file being copied wait for the copy: not holding the lock */
+        int r = !remove && strcmp(name, "security.capability") == 0 ? wait_copy(v, n) : 0;
+        if (r == 0)
+                r = cont_begin(v, n->c, true);
         if (r < 0)
                 return r;
         struct cref cr;
@@ -2920,11 +2923,11 @@ void view_free(view *v)
                 image_free(x);
         }
         dead_free(v);
-        /* copies of big files under way get a few seconds more, all together (ctfs umount
+        /* copies of big files under way get three seconds more, all together (ctfs umount
          * insists after five); the rest stop, for the next mount to finish (upper_copy.h) */
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 4000;
+        int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 3000;
         int stopped = 0;
         for (struct vcont *c = v->conts; c; c = c->next)
                 if (c->u)

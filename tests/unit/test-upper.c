@@ -137,6 +137,31 @@ static void fresh_upper(const char *tmpl, const char *name)
                 exit(tap_done() ? 1 : 1);
 }
 
+/* Start copying the object at objp into a new file tmpl/name (marked, named in the work dir
+ * wfd): the copy, with a reference; *j and dst say where. */
+enum { BIG_COPY = 128 << 20 };
+static upper_copy *start_copy(upper_copies *cs, const char *tmpl, const char *name, const char *objp, int wfd,
+                              struct upper_copy_job *j, char dst[1024])
+{
+        snprintf(dst, 1024, "%s/%s", tmpl, name);
+        int obj = open(objp, O_RDONLY | O_CLOEXEC);
+        int fd = open(dst, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+        uint8_t dg[DIGEST_LEN] = { 1 };
+        struct stat st;
+        memset(j, 0, sizeof(*j));
+        if (obj < 0 || fd < 0 || ftruncate(fd, BIG_COPY) < 0 || fstat(fd, &st) < 0 ||
+            upper_copy_prepare(fd, wfd, dg, BIG_COPY, j->entry) < 0)
+                return NULL;
+        j->obj = obj;
+        j->fd = fd;
+        j->work_fd = fcntl(wfd, F_DUPFD_CLOEXEC, 3);
+        j->dev = st.st_dev;
+        j->ino = st.st_ino;
+        j->size = BIG_COPY;
+        upper_copy_start(cs, j);
+        return upper_copies_get(cs, st.st_dev, st.st_ino);
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -655,44 +680,55 @@ int main(void)
                 free(want);
         }
 
-        /* a copy asked to stop (its container was removed) ends at its next chunk, without
-         * its fsync: still marked, still named in the work dir, for upper_copies_recover */
+        /* the copy thread itself, on a 128 MiB object: asked to stop (its container was
+         * removed) it ends at its next chunk, without its fsync, still marked and named in the
+         * work dir, for upper_copies_recover; given a deadline (the daemon exiting) it stops
+         * there; a file unlinked meanwhile is not copied on */
         {
-                enum { SIZE = 128 << 20 };
-                char objp[1024], dstp[1024], wdir[1024];
+                char objp[1024], wdir[1024];
                 snprintf(objp, sizeof(objp), "%s/obj", tmpl);
-                snprintf(dstp, sizeof(dstp), "%s/dst", tmpl);
                 snprintf(wdir, sizeof(wdir), "%s/c5/work", tmpl);
                 int ofd = open(objp, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
                 char *block = xmalloc(1 << 20);
                 bool written = ofd >= 0;
-                for (int k = 0; written && k < (SIZE >> 20); k++) {
+                for (int k = 0; written && k < (BIG_COPY >> 20); k++) {
                         memset(block, 'a' + k % 26, 1 << 20);
                         written = pwrite(ofd, block, 1 << 20, (off_t)k << 20) == 1 << 20;
                 }
                 free(block);
-                int dfd = open(dstp, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+                close(ofd);
+                ok(written, "a %d MiB object", BIG_COPY >> 20);
                 int wfd = open(wdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                uint8_t dg[DIGEST_LEN] = { 1 };
-                struct upper_copy_job j = { .obj = ofd, .fd = dfd, .size = SIZE };
-                struct stat st;
-                ok(written && dfd >= 0 && ftruncate(dfd, SIZE) == 0 && fstat(dfd, &st) == 0 &&
-                           upper_copy_prepare(dfd, wfd, dg, SIZE, j.entry) == 0,
-                   "a %d MiB copy to do", SIZE >> 20);
-                j.work_fd = fcntl(wfd, F_DUPFD_CLOEXEC, 3);
-                j.dev = st.st_dev;
-                j.ino = st.st_ino;
+                char v[128], ep[2048], dst[1024];
+                struct upper_copy_job j;
                 upper_copies *cs = upper_copies_new();
-                upper_copy_start(cs, &j);
+
+                upper_copy *c = start_copy(cs, tmpl, "stopped", objp, wfd, &j, dst);
                 upper_copies_stop(cs);
-                upper_copy *c = upper_copies_get(cs, st.st_dev, st.st_ino);
-                ok(c && upper_copy_wait(c) == -EIO, "  asked to stop, it ends without copying it all");
+                ok(c && upper_copy_wait(c) == -EIO, "asked to stop, a copy ends without copying it all");
                 upper_copy_put(c);
-                char v[128];
-                ok(getxattr(dstp, COPY_MARK, v, sizeof(v)) > 0, "  the file stays marked");
-                char ep[2048];
+                ok(getxattr(dst, COPY_MARK, v, sizeof(v)) > 0, "  the file stays marked");
                 snprintf(ep, sizeof(ep), "%s/%s", wdir, j.entry);
                 ok(access(ep, F_OK) == 0, "  and named in the work dir");
+
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+                c = start_copy(cs, tmpl, "deadline", objp, wfd, &j, dst);
+                ok(upper_copies_finish(cs, ms) == 1, "a copy not done by the exit's deadline stops");
+                ok(c && upper_copy_wait(c) == -EIO && getxattr(dst, COPY_MARK, v, sizeof(v)) > 0, "  marked");
+                upper_copy_put(c);
+                c = start_copy(cs, tmpl, "finished", objp, wfd, &j, dst);
+                ok(upper_copies_finish(cs, ms + 60000) == 0, "one given time ends");
+                ok(c && upper_copy_wait(c) == 0 && getxattr(dst, COPY_MARK, v, sizeof(v)) < 0, "  well, unmarked");
+                upper_copy_put(c);
+
+                c = start_copy(cs, tmpl, "unlinked", objp, wfd, &j, dst);
+                unlink(dst);
+                ok(c && upper_copy_wait(c) == -EIO, "a file unlinked during its copy is not copied on");
+                upper_copy_put(c);
+                snprintf(ep, sizeof(ep), "%s/%s", wdir, j.entry);
+                ok(access(ep, F_OK) < 0, "  nor named in the work dir");
                 upper_copies_free(cs);
                 close(wfd);
         }
