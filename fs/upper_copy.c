@@ -229,7 +229,7 @@ static void *copy_main(void *arg)
                 pthread_mutex_unlock(&c->lock);
                 setpriority(PRIO_PROCESS, (id_t)c->tid, 19);
         }
-        /* held until the end (close): a next mount's recovery waits for it (upper_copies_recover) */
+        /* held while copying: a next mount's recovery waits for it (upper_copies_recover) */
         flock(c->fd, LOCK_EX);
         for (off_t pos = 0; pos < c->size && r == 0; pos += CHUNK) {
                 pthread_mutex_lock(&c->lock);
@@ -269,6 +269,7 @@ static void *copy_main(void *arg)
                 fprintf(stderr, "ctfs: the background copy-up of %s failed (%s): the file reads as the image's and "
                                 "refuses writes below %" PRId64 " bytes until the next mount copies it\n",
                         c->entry, strerror(-r), (int64_t)c->size);
+        flock(c->fd, LOCK_UN);
         pthread_mutex_lock(&c->lock);
         c->done = true;
         c->err = r;
