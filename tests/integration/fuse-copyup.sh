@@ -139,13 +139,13 @@ id=$(fresh)
 U=$(upper_of "$id")/big
 stops=$(grep -c "stopped the background copy-up" "$LOG")
 t_ok "append, then umount at once" sh -c "printf END >> '$MNT/containers/$id/big' && '$CTFS' --root '$CTFS_ROOT' umount '$MNT'"
-# The daemon gives copies four seconds at exit, then leaves them to the next mount.
+# The daemon gives copies three seconds at exit, then leaves them to the next mount.
 if [[ $(grep -c "stopped the background copy-up" "$LOG") == "$stops" ]]; then
 	t_ok "  the copy was done before the daemon exited" sh -c "! getfattr --absolute-names -n trusted.overlay.ctfs-copying '$U' 2>/dev/null"
 	t_is "  the upper file is whole" "$(head_sum "$U" "$size")" "$sum"
 	t_is "  no entry left in the work dir" "$(entries "$(work_of "$id")")" 0
 else
-	diag "the copy took more than the four seconds the daemon waits at exit: left to the next mount"
+	diag "the copy took more than the three seconds the daemon waits at exit: left to the next mount"
 	t_ok "  the copy not done at exit is still marked" marked "$U"
 fi
 
