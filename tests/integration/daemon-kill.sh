@@ -55,9 +55,11 @@ t_ok "writer1 exits on its own within 20 s" timeout 20 "$CTFS" --root "$CTFS_ROO
 t_like "  with its error status (3) or killed by SIGBUS (135)" "$(cat "$T_OUT")" '^(3|135)$'
 t_ok "writer2 exits on its own within 20 s" timeout 20 "$CTFS" --root "$CTFS_ROOT" wait writer2
 t_is "  with its error status (3)" "$(cat "$T_OUT")" 3
-# ENOTCONN once the connection is gone; ECONNABORTED for a request it was busy with
-t_like "  after ENOTCONN (or ECONNABORTED)" "$(timeout 20 "$CTFS" --root "$CTFS_ROOT" logs writer2 2>&1 | tail -3)" \
-	"can't create /data/probe: (Transport endpoint is not connected|Software caused connection abort)"
+# ENOTCONN once the connection is gone; ECONNABORTED for a request it was busy with; ECANCELED
+# with FUSE over io_uring for a request caught in the dead daemon's ring teardown (seen once in
+# CI, a clean error all the same)
+t_like "  after ENOTCONN (or ECONNABORTED, ECANCELED)" "$(timeout 20 "$CTFS" --root "$CTFS_ROOT" logs writer2 2>&1 | tail -3)" \
+	"can't create /data/probe: (Transport endpoint is not connected|Software caused connection abort|Operation canceled)"
 t_ok "ctfs stop of a container on the dead mount, within 20 s" timeout 20 "$CTFS" --root "$CTFS_ROOT" stop -t 2 idle
 t_ok "ctfs ps after that" timeout 20 "$CTFS" --root "$CTFS_ROOT" ps -a
 t_is "  every container is still listed" "$(timeout 20 "$CTFS" --root "$CTFS_ROOT" ps -a -q | wc -l)" 5

@@ -19,6 +19,7 @@ _big_file() {
 fx_busybox_image "$TMP/layout" v1 >/dev/null
 _fx_bundle_edit "$TMP/layout" v1 "a big file" _big_file >/dev/null
 ctfs pull -q "oci:$TMP/layout:v1" >/dev/null || bail_out "cannot pull the fixture image"
+rm -rf "$TMP/layout"
 IMG=localhost/layout:v1
 
 chmod 0711 "$TMP"
@@ -29,7 +30,11 @@ size=$(stat -c %s "$img/big")
 sum=$(sha256sum <"$img/big" | cut -d' ' -f1)
 imtime=$(stat -c %y "$img/big")
 
-fresh() { ctfs create "$IMG" /bin/true; }
+# fresh: a new container (the one before it removed: a copy of the big file each, on CI's disk)
+fresh() {
+	[[ -s $TMP/last ]] && { ctfs rm -f "$(cat "$TMP/last")" >/dev/null 2>&1 || true; }
+	ctfs create "$IMG" /bin/true | tee "$TMP/last"
+}
 upper_of() { echo "$CTFS_ROOT/containers/$1/upper"; }
 work_of() { echo "$CTFS_ROOT/containers/$1/work"; }
 marked() { getfattr --absolute-names -n trusted.overlay.ctfs-copying "$1" >/dev/null 2>&1; }
