@@ -236,8 +236,9 @@ static void *copy_main(void *arg)
                 bool stop = c->stop;
                 pthread_mutex_unlock(&c->lock);
                 struct stat st;
-                if (!stop && fstat(c->fd, &st) == 0 && st.st_nlink == 0) {
-                        /* removed (and only still open, if at all): no data to keep */
+                if (!stop && atomic_load(&c->refs) == 1 && fstat(c->fd, &st) == 0 && st.st_nlink == 0) {
+                        /* removed, and no open file holds it (only the list does): no data
+                         * anyone can reach */
                         unlinkat(c->work_fd, c->entry, 0);
                         stop = true;
                 }

@@ -1295,7 +1295,7 @@ static int node_stat(view *v, vnode *n, struct stat *st, double *timeout)
         return -EIO;
 }
 
-static int node_fd(view *v, vnode *n, bool wait);
+static int node_fd(view *v, vnode *n, bool wait, upper_copy **ret_copy);
 static int wait_copy(view *v, vnode *n);
 
 /* ---- lookup ---- */
@@ -1520,11 +1520,15 @@ int view_getattr(view *v, uint64_t id, view_file *f, struct stat *ret, double *r
                 return 0;
         }
         if (n->kind == VK_CNODE && n->detached) {
-                _cleanup_close_ int fd = node_fd(v, n, false);
+                upper_copy *copy = NULL;
+                _cleanup_close_ int fd = node_fd(v, n, false, &copy);
                 if (fd < 0)
                         return fd;
-                if (fstat(fd, ret) < 0)
-                        return -errno;
+                int r = fstat(fd, ret) < 0 ? -errno : 0;
+                upper_copy_fix_stat(copy, ret);
+                upper_copy_put(copy);
+                if (r < 0)
+                        return r;
                 ret->st_ino = n->ino;
                 ret->st_dev = 0;
                 *ret_timeout = CONT_TIMEOUT;
@@ -1536,6 +1540,30 @@ int view_getattr(view *v, uint64_t id, view_file *f, struct stat *ret, double *r
 /* ---- changes to container trees ---- */
 
 static bool writable(vnode *n) { return n->kind == VK_CNODE; }
+
+/* view_setattr's changes on an unlinked file that is still open (fd: its data). A copy under
+ * way into it keeps the mtime given here. */
+static int set_fd_attrs(int fd, upper_copy *copy, const struct stat *attr, unsigned valid, const struct upper_attr *a)
+{
+        if ((valid & VIEW_SET_SIZE) && ftruncate(fd, attr->st_size) < 0)
+                return -errno;
+        if ((valid & (VIEW_SET_UID | VIEW_SET_GID)) &&
+            fchown(fd, valid & VIEW_SET_UID ? attr->st_uid : (uid_t)-1, valid & VIEW_SET_GID ? attr->st_gid : (gid_t)-1) < 0)
+                return -errno;
+        if ((valid & VIEW_SET_MODE) && fchmod(fd, attr->st_mode & 07777) < 0)
+                return -errno;
+        if (a->valid & (UPPER_SET_ATIME | UPPER_SET_MTIME)) {
+                struct timespec omit = { 0, UTIME_OMIT };
+                struct timespec ts[2] = { a->valid & UPPER_SET_ATIME ? a->atime : omit,
+                                          a->valid & UPPER_SET_MTIME ? a->mtime : omit };
+                upper_copy_lock(copy);
+                int r = futimens(fd, ts) < 0 ? -errno : 0;
+                upper_copy_unlock(copy, r == 0 ? &ts[1] : &omit);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
 
 int view_setattr(view *v, uint64_t id, view_file *f, const struct stat *attr, unsigned valid, struct stat *ret,
                  double *ret_timeout)
@@ -1583,24 +1611,14 @@ int view_setattr(view *v, uint64_t id, view_file *f, const struct stat *attr, un
         cont_end(n->c);
         if (r < 0) {
                 /* an unlinked file that is still open: apply what we can to the open fd */
-                _cleanup_close_ int fd = r == -ENOENT && n->detached ? node_fd(v, n, valid & VIEW_SET_SIZE) : -1;
-                if (fd >= 0) {
-                        if ((valid & VIEW_SET_SIZE) && ftruncate(fd, attr->st_size) < 0)
-                                return -errno;
-                        if ((valid & (VIEW_SET_UID | VIEW_SET_GID)) &&
-                            fchown(fd, valid & VIEW_SET_UID ? attr->st_uid : (uid_t)-1,
-                                   valid & VIEW_SET_GID ? attr->st_gid : (gid_t)-1) < 0)
-                                return -errno;
-                        if ((valid & VIEW_SET_MODE) && fchmod(fd, attr->st_mode & 07777) < 0)
-                                return -errno;
-                        if (a.valid & (UPPER_SET_ATIME | UPPER_SET_MTIME)) {
-                                struct timespec ts[2] = { a.valid & UPPER_SET_ATIME ? a.atime : (struct timespec){ 0, UTIME_OMIT },
-                                                          a.valid & UPPER_SET_MTIME ? a.mtime : (struct timespec){ 0, UTIME_OMIT } };
-                                if (futimens(fd, ts) < 0)
-                                        return -errno;
-                        }
+                upper_copy *copy = NULL;
+                _cleanup_close_ int fd = r == -ENOENT && n->detached ? node_fd(v, n, valid & VIEW_SET_SIZE, &copy) : -1;
+                int fr = fd >= 0 ? set_fd_attrs(fd, copy, attr, valid, &a) : 0;
+                upper_copy_put(copy);
+                if (fr < 0)
+                        return fr;
+                if (fd >= 0)
                         return view_getattr(v, id, f, ret, ret_timeout);
-                }
                 return r;
         }
         cont_note(v, n, &e);
@@ -1914,7 +1932,7 @@ static int wait_copy(view *v, vnode *n)
  * a file handle (fchmod, fchown, futimens, fstat of an unlinked file): a dup of an open file's
  * upper fd, or -ENOENT. wait: for a change of the data (a truncation), after a copy under way
  * into it. */
-static int node_fd(view *v, vnode *n, bool wait)
+static int node_fd(view *v, vnode *n, bool wait, upper_copy **ret_copy)
 {
         int fd = -ENOENT;
         upper_copy *copy = NULL;
@@ -1929,11 +1947,14 @@ static int node_fd(view *v, vnode *n, bool wait)
                 }
         pthread_mutex_unlock(&v->lock);
         int r = wait ? upper_copy_wait(copy) : 0;
-        upper_copy_put(copy);
         if (r < 0 && fd >= 0) {
                 close(fd);
                 fd = r;
         }
+        if (ret_copy && fd >= 0)
+                *ret_copy = copy;
+        else
+                upper_copy_put(copy);
         return fd;
 }
 

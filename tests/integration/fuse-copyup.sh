@@ -112,6 +112,20 @@ t_is "  empty" "$(stat -c %s "$C/big")" 0
 t_is "  in the upper dir too" "$(stat -c %s "$(upper_of "$id")/big")" 0
 t_ok "  not marked" sh -c "! getfattr --absolute-names -n trusted.overlay.ctfs-copying '$(upper_of "$id")/big' 2>/dev/null"
 
+id=$(fresh)
+C=$MNT/containers/$id
+t_ok "open for writing, unlink at once, write at offset 0 and read through the open file" python3 -c "
+import os
+p = '$C/big'
+fd = os.open(p, os.O_RDWR)
+os.unlink(p)
+assert os.pwrite(fd, b'XY', 0) == 2
+assert os.pread(fd, 2, 0) == b'XY', 'the write'
+want = os.pread(os.open('$img/big', os.O_RDONLY), 1 << 20, $size - (1 << 20))
+assert os.pread(fd, 1 << 20, $size - (1 << 20)) == want, 'the image part'
+assert os.fstat(fd).st_size == $size
+os.close(fd)"
+
 # --- file capabilities --------------------------------------------------------------------------------
 id=$(fresh)
 C=$MNT/containers/$id
