@@ -42,6 +42,7 @@ struct upper_copy {
         pthread_mutex_t lock;       /* what follows */
         pthread_cond_t ended;
         bool done, stop;
+        bool unreachable; /* stopped because its file was removed and open nowhere */
         int err;
         pid_t tid; /* the copying thread, once it runs */
 };
@@ -78,23 +79,24 @@ void upper_copy_put(upper_copy *c)
         free(c);
 }
 
-static bool ended_well(upper_copy *c)
+static bool droppable(upper_copy *c)
 {
         pthread_mutex_lock(&c->lock);
-        bool r = c->done && c->err == 0;
+        bool r = c->done && (c->err == 0 || c->unreachable);
         pthread_mutex_unlock(&c->lock);
         return r;
 }
 
-/* Join and drop the copies that ended well (those that failed stay: reads keep going to their
- * objects). */
+/* Join and drop the copies that ended well, or whose file nobody can reach any more (its fd
+ * would keep a removed file's space); those that failed stay: reads keep going to their
+ * objects. */
 static void reap(upper_copies *cs)
 {
         upper_copy *gone = NULL;
         pthread_mutex_lock(&cs->lock);
         for (upper_copy **p = &cs->list; *p;) {
                 upper_copy *c = *p;
-                if (ended_well(c)) {
+                if (droppable(c)) {
                         *p = c->next;
                         c->next = gone;
                         gone = c;
@@ -240,6 +242,9 @@ static void *copy_main(void *arg)
                         /* removed, and no open file holds it (only the list does): no data
                          * anyone can reach */
                         unlinkat(c->work_fd, c->entry, 0);
+                        pthread_mutex_lock(&c->lock);
+                        c->unreachable = true;
+                        pthread_mutex_unlock(&c->lock);
                         stop = true;
                 }
                 if (stop) {
@@ -387,7 +392,7 @@ upper_copy *upper_copies_get(upper_copies *cs, dev_t dev, ino_t ino)
         upper_copy *found = NULL;
         pthread_mutex_lock(&cs->lock);
         for (upper_copy *c = cs->list; c && !found; c = c->next)
-                if (c->dev == dev && c->ino == ino && !ended_well(c)) {
+                if (c->dev == dev && c->ino == ino && !droppable(c)) {
                         atomic_fetch_add(&c->refs, 1);
                         found = c;
                 }
@@ -398,8 +403,11 @@ upper_copy *upper_copies_get(upper_copies *cs, dev_t dev, ino_t ino)
 upper_copy *upper_copy_find(upper_copies *cs, int fd)
 {
         struct stat st;
-        if (!cs || !upper_copies_busy(cs) || fstat(fd, &st) < 0)
+        if (!cs || !upper_copies_busy(cs))
                 return NULL; /* (the usual case: no copy under way, no fstat) */
+        reap(cs); /* (copies that ended: their threads joined, their fds closed) */
+        if (fstat(fd, &st) < 0)
+                return NULL;
         return upper_copies_get(cs, st.st_dev, st.st_ino);
 }
 
