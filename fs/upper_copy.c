@@ -87,6 +87,18 @@ static bool droppable(upper_copy *c)
         return r;
 }
 
+/* Join the threads of a list of copies and drop the list's references. */
+static void drop_all(upper_copy *c)
+{
+        while (c) {
+                upper_copy *next = c->next;
+                if (c->threaded)
+                        pthread_join(c->thread, NULL);
+                upper_copy_put(c);
+                c = next;
+        }
+}
+
 /* Join and drop the copies that ended well, or whose file nobody can reach any more (its fd
  * would keep a removed file's space); those that failed stay: reads keep going to their
  * objects. */
@@ -105,13 +117,7 @@ static void reap(upper_copies *cs)
                 }
         }
         pthread_mutex_unlock(&cs->lock);
-        while (gone) {
-                upper_copy *next = gone->next;
-                if (gone->threaded)
-                        pthread_join(gone->thread, NULL);
-                upper_copy_put(gone);
-                gone = next;
-        }
+        drop_all(gone);
 }
 
 void upper_copies_stop(upper_copies *cs)
@@ -129,15 +135,8 @@ void upper_copies_free(upper_copies *cs)
 {
         if (!cs)
                 return;
-        upper_copy *c = cs->list;
+        drop_all(cs->list);
         cs->list = NULL;
-        while (c) {
-                upper_copy *next = c->next;
-                if (c->threaded)
-                        pthread_join(c->thread, NULL);
-                upper_copy_put(c);
-                c = next;
-        }
         pthread_mutex_destroy(&cs->lock);
         free(cs);
 }

@@ -3,7 +3,8 @@
  * Copy-ups of big files in the background (upper.c's copy-ups use it).
  *
  * Opening a container file that is still in the image for writing copies its data to the upper
- * dir first. For a file of COPY_BG_MIN bytes or more, on a filesystem without reflinks, the open
+ * dir first. For a file of COPY_BG_MIN bytes or more, on a filesystem without reflinks (not a
+ * hardlinked one, nor one with file capabilities, which the copy's writes would drop), the open
  * does not wait for that copy: the upper file is made at its full size with no data (holes),
  * marked, and published as any copy-up, and a thread copies the object's bytes into it (in
  * chunks), fsyncs it and removes the mark.
@@ -15,7 +16,8 @@
  *     the container last gave it (recorded by upper_copy_unlock), which stats show meanwhile
  *     (upper_copy_fix_stat);
  *   - whatever changes [0, size) otherwise (a write there, a truncate, fallocate, fsync,
- *     SEEK_DATA/SEEK_HOLE) waits for the copy to end first (upper_copy_wait).
+ *     SEEK_DATA/SEEK_HOLE, setting file capabilities) waits for the copy to end first
+ *     (upper_copy_wait).
  *
  * Crashes: the mark is an xattr of the file, trusted.overlay.ctfs-copying = "<object digest in
  * hex> <size>", set before the file gets its name; before that too, a name in the work dir,
@@ -23,13 +25,13 @@
  * filesystem), by which upper_copies_recover finds the file when the container is opened again
  * and copies it then (synchronously). The mark goes only after the copied data is fsync'd. While
  * a mark is there the upper dir is not yet in the kernel overlayfs on-disk format: the daemon
- * waits for every copy before it exits.
+ * gives the copies under way a few seconds at exit (upper_copies_finish), and the next mount
+ * finishes the rest.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>

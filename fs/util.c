@@ -83,12 +83,13 @@ int util_write_all(int fd, const void *buf, size_t len)
         return 0;
 }
 
-ssize_t util_read_all(int fd, void *buf, size_t len)
+/* read(2), or pread(2) at off when positional, until len bytes, EOF or an error */
+static ssize_t read_until(int fd, void *buf, size_t len, bool positional, off_t off)
 {
         char *p = buf;
         size_t got = 0;
         while (got < len) {
-                ssize_t n = read(fd, p + got, len - got);
+                ssize_t n = positional ? pread(fd, p + got, len - got, off + (off_t)got) : read(fd, p + got, len - got);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -100,6 +101,10 @@ ssize_t util_read_all(int fd, void *buf, size_t len)
         }
         return (ssize_t)got;
 }
+
+ssize_t util_read_all(int fd, void *buf, size_t len) { return read_until(fd, buf, len, false, 0); }
+
+ssize_t util_pread_all(int fd, void *buf, size_t len, off_t off) { return read_until(fd, buf, len, true, off); }
 
 int util_read_fd(int fd, size_t max, char **ret_data, size_t *ret_len)
 {

@@ -59,6 +59,8 @@ char *xasprintf(const char *fmt, ...) _printf_(1, 2);
 /* Full read/write, retrying on EINTR and short transfers. Return 0 or -errno. */
 int util_write_all(int fd, const void *buf, size_t len);
 ssize_t util_read_all(int fd, void *buf, size_t len);
+/* The same at an offset (pread): the bytes read, fewer at EOF, or -errno. */
+ssize_t util_pread_all(int fd, void *buf, size_t len, off_t off);
 /* Read a whole regular file from an open fd (at most max bytes), NUL-terminated. */
 int util_read_fd(int fd, size_t max, char **ret_data, size_t *ret_len);
 /* Read a whole file (at most max bytes) relative to dirfd, never following a final symlink. */

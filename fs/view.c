@@ -2109,22 +2109,6 @@ int view_read_fd(view *v, view_file *f, off_t off, size_t size, int *ret_fd)
         return r;
 }
 
-static ssize_t pread_full(int fd, char *buf, size_t size, off_t off)
-{
-        size_t done = 0;
-        while (done < size) {
-                ssize_t n = pread(fd, buf + done, size - done, off + (off_t)done);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                done += (size_t)n;
-        }
-        return (ssize_t)done;
-}
-
 ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off)
 {
         int fd;
@@ -2140,7 +2124,7 @@ ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off)
         int obj;
         upper_copy_reading(f->copy, &copying, &obj);
         size_t head = (size_t)(copying - off);
-        ssize_t n = pread_full(obj, buf, head, off);
+        ssize_t n = util_pread_all(obj, buf, head, off);
         if (n < (ssize_t)head)
                 return n;
         ssize_t m = pread(fd, (char *)buf + head, size - head, copying);
