@@ -5,7 +5,10 @@
  *   fuse-driver mount ROOT MNT [-f] [--debug]
  *   fuse-driver umount ROOT [MNT]
  *   fuse-driver find ROOT               prints the live mount point
- *   fuse-driver container ROOT NAME     makes another container over the fixture image, prints its id
+ *   fuse-driver container ROOT NAME [UPPER]
+ *                                       makes another container over the fixture image, prints its
+ *                                       id; its record names UPPER (made here) as its upper dir, or
+ *                                       the store's containers/<id>/upper
  */
 #include <string.h>
 
@@ -70,7 +73,10 @@ int main(int argc, char **argv)
                         r = tree_open(store_dirfd(s), path, &t);
                 }
                 if (r == 0) {
-                        snprintf(upath, sizeof(upath), "%s/containers/%s/upper", store_root(s), cid);
+                        if (argc >= 5)
+                                snprintf(upath, sizeof(upath), "%s", argv[4]);
+                        else
+                                snprintf(upath, sizeof(upath), "%s/containers/%s/upper", store_root(s), cid);
                         r = upper_create_dirs(upath, t);
                         tree_close(t);
                 }

@@ -591,6 +591,49 @@ int main(void)
                 free(data);
         }
 
+        /* xattr changes of lower files copy no data; image dirs renamed over an empty image dir
+         * and over one emptied in the container */
+        fresh_upper(tmpl, "c3b");
+        {
+                char v[64];
+                struct stat st;
+                d = D("data");
+                r = upper_setxattr(u, &d, "big", "user.big", "1", 1, 0);
+                ok(r == 0 && ugetx("data/big", "trusted.overlay.metacopy", v, sizeof(v)) == 0 &&
+                           ulstat("data/big", &st) == 0 && st.st_blocks < 64,
+                   "setxattr on a big lower file: a metacopy, no data copied (%s)", strerror(-r));
+                bool lower = false;
+                char *data = read_all("data", "big", &lower);
+                ok(data && lower && data[0] == 'a' && data[25] == 'z', "  it reads the lower data");
+                free(data);
+                ok(upper_removexattr(u, &d, "big", "user.big") == 0 &&
+                           upper_getxattr(u, &d, "big", "user.big", v, sizeof(v)) == -ENODATA,
+                   "removexattr: the attribute is gone");
+                ok(upper_removexattr(u, &d, "big", "user.big") == -ENODATA, "removexattr of an absent one: ENODATA");
+                d = D("etc");
+                r = upper_removexattr(u, &d, "passwd", "user.comment");
+                ok(r == 0 && upper_getxattr(u, &d, "passwd", "user.comment", v, sizeof(v)) == -ENODATA &&
+                           ugetx("etc/passwd", "trusted.overlay.metacopy", v, sizeof(v)) == 0,
+                   "removexattr of a lower file's attribute: gone, a metacopy (%s)", strerror(-r));
+
+                d = D("usr");
+                struct upper_dir dd = D("");
+                r = upper_rename(u, &d, "lib", &dd, "tmp", 0);
+                ok(r == 0 && ugetx("tmp", "trusted.overlay.redirect", v, sizeof(v)) > 0 && strcmp(v, "/usr/lib") == 0 &&
+                           is_wh("usr/lib"),
+                   "an image dir over an empty image dir: redirect, whiteout at the old name (%s)", strerror(-r));
+                ok(exists("tmp", "libx.so") && listed("tmp", "libx.so.1") && !exists("usr", "lib"),
+                   "  its entries there, the old name gone");
+                d = D("opt/app/lib");
+                ok(upper_unlink(u, &d, "mod") == 0, "empty an image dir");
+                d = D("deep/a/b");
+                dd = D("opt/app");
+                r = upper_rename(u, &d, "c", &dd, "lib", 0);
+                ok(r == 0 && exists("opt/app/lib", "leaf") && !exists("opt/app/lib", "mod") &&
+                           !listed("opt/app/lib", "mod") && !exists("deep/a/b", "c"),
+                   "an image dir over an emptied image dir: its entries only (%s)", strerror(-r));
+        }
+
         /* copy-ups of big files in the background (upper_copy.h) */
         fresh_upper(tmpl, "c4");
         {

@@ -346,6 +346,39 @@ int main(void)
                 ok(view_setattr(v, file, NULL, &at, VIEW_SET_MODE, &out, &t) == -EROFS, "chmod: EROFS");
                 ok(view_setxattr(v, file, "user.x", "1", 1, 0) == -EROFS, "setxattr: EROFS");
                 ok(view_mkdir(v, &ctx, VIEW_ROOT_ID, "x", 0755, &e) == -EROFS, "mkdir at the root: EROFS");
+                /* every other change, each with its own check in fs/view.c */
+                ok(view_open(v, file, O_RDONLY | O_TRUNC, &f, &keep) == -EROFS, "open O_RDONLY|O_TRUNC: EROFS");
+                ok(view_link(v, file, dir, "x", &e) == -EROFS, "link into an image: EROFS");
+                ok(view_symlink(v, &ctx, dir, "x", "passwd", &e) == -EROFS, "symlink: EROFS");
+                ok(view_mknod(v, &ctx, dir, "x", S_IFIFO | 0644, 0, &e) == -EROFS, "mknod: EROFS");
+                uint64_t iroot = walk(I, NULL);
+                ok(iroot && view_rmdir(v, iroot, "tmp") == -EROFS, "rmdir: EROFS");
+                ok(view_removexattr(v, walk(P("usr/bin/ping"), NULL), "security.capability") == -EROFS,
+                   "removexattr: EROFS");
+                struct stat sz = { .st_size = 0, .st_uid = 1, .st_gid = 1 };
+                ok(view_setattr(v, file, NULL, &sz, VIEW_SET_SIZE, &out, &t) == -EROFS, "truncate: EROFS");
+                ok(view_setattr(v, file, NULL, &sz, VIEW_SET_UID | VIEW_SET_GID, &out, &t) == -EROFS, "chown: EROFS");
+                ok(view_setattr(v, file, NULL, &sz, VIEW_SET_MTIME_NOW | VIEW_SET_ATIME_NOW, &out, &t) == -EROFS,
+                   "utimens: EROFS");
+                ok(view_create(v, &ctx, walk("images/localhost", NULL), "x", 0644, O_RDWR, &e, &f) == -EROFS,
+                   "create in images/: EROFS");
+                if (view_open(v, file, O_RDONLY, &f, &keep) == 0) {
+                        ok(view_fallocate(f, 0, 0, 4096) == -EROFS, "fallocate of an image file: EROFS");
+                        view_release(f);
+                } else {
+                        ok(0, "fallocate of an image file: EROFS (open failed)");
+                }
+                /* between an image and a container: the image side is read-only; an image file
+                 * cannot be linked into a container (another tree) */
+                char cetc[160];
+                snprintf(cetc, sizeof(cetc), "containers/%s/etc", cid);
+                uint64_t cdir = walk(cetc, NULL);
+                ok(cdir && view_rename(v, cdir, "passwd", dir, "x", 0) == -EROFS, "rename from a container into an image: EROFS");
+                ok(cdir && view_rename(v, dir, "passwd", cdir, "x", 0) == -EROFS, "rename from an image into a container: EROFS");
+                ok(cdir && view_link(v, file, cdir, "x", &e) == -EXDEV, "link of an image file into a container: EXDEV");
+                struct view_entry ce;
+                ok(cdir && view_lookup(v, cdir, "passwd", &ce) == 0 && view_lookup(v, cdir, "x", &ce) == -ENOENT,
+                   "  nothing moved: the container keeps passwd and has no x");
         }
 
         /* stable inode numbers: forget everything, look again */
