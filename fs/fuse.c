@@ -412,7 +412,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
                 fuse_reply_err(req, -r);
                 return;
         }
-        int fd = view_write_begin(F(fi), off);
+        int fd = view_write_begin(F(fi), off, fuse_buf_size(in));
         if (fd < 0) {
                 fuse_reply_err(req, -fd);
                 return;

@@ -19,8 +19,9 @@
 
 #include "util.h"
 
-/* Between chunks a copy puts back the mtime the container last gave the file, and stops if asked */
-#define CHUNK (4 << 20)
+/* A copy goes a chunk at a time: between chunks it puts back the mtime the container last gave
+ * the file, and stops if asked; a write below the image size waits for its chunks only */
+#define CHUNK COPY_CHUNK
 #define ENTRY_PREFIX "copying-"
 /* a handle's bytes in hex, with the prefix and its type, must fit in a file name */
 #define HANDLE_MAX 112
@@ -39,13 +40,27 @@ struct upper_copy {
         bool threaded;
         pthread_mutex_t mtime_lock; /* held by changes of the mtime (and by a chunk's end) */
         struct timespec mtime;      /* mtime_lock: the mtime as the container last made it */
+        pthread_mutex_t mark_lock;  /* held by changes of the mark (open_chunks, the end) */
+        bool marked;                /* mark_lock: the mark is there (it goes at the end) */
+        char mark_head[DIGEST_HEX_LEN + 32]; /* the mark's "<digest> <size>" ("": unknown) */
+        size_t n;                   /* chunks */
         pthread_mutex_t lock;       /* what follows */
         pthread_cond_t ended;
+        pthread_cond_t moved;       /* a chunk's state changed */
+        uint8_t *chunks;            /* enum chunk, per chunk */
         bool done, stop;
         bool unreachable; /* stopped because its file was removed and open nowhere */
         int err;
         pid_t tid; /* the copying thread, once it runs */
 };
+
+/*
+ * A chunk's state. Reads of an OPEN chunk come from the upper file, of the others from the object
+ * (the upper file holds no change of the container there: a COPIED chunk has the same bytes).
+ * Writes land only in OPEN chunks: copied, the copy's data on disk, and named in the mark, so that
+ * a crash's recovery copies around them (open_chunks).
+ */
+enum chunk { CH_TODO, CH_BUSY, CH_COPIED, CH_OPEN };
 
 struct upper_copies {
         pthread_mutex_t lock;
@@ -74,8 +89,11 @@ void upper_copy_put(upper_copy *c)
         if (c->work_fd >= 0)
                 close(c->work_fd);
         pthread_mutex_destroy(&c->mtime_lock);
+        pthread_mutex_destroy(&c->mark_lock);
         pthread_mutex_destroy(&c->lock);
         pthread_cond_destroy(&c->ended);
+        pthread_cond_destroy(&c->moved);
+        free(c->chunks);
         free(c);
 }
 
@@ -187,23 +205,131 @@ int upper_copy_range(int src, int dst, off_t from, off_t to, char **buf)
         return 0;
 }
 
-/* Copy [from, to), keeping the mtime the file had before: the copy is not a change the
- * container made. */
-static int copy_keeping_mtime(int obj, int fd, off_t from, off_t to, char **buf)
+static size_t chunks_of(off_t size) { return (size_t)((size + CHUNK - 1) / CHUNK); }
+
+/* The open chunks of a mark's third field (a bitmap in hex, chunk k at bit k % 8 of byte k / 8),
+ * as chunk states (n of them): 0, or -EINVAL when it is not one. */
+static int parse_open(const char *hex, uint8_t *chunks, size_t n)
+{
+        size_t len = strlen(hex);
+        if (len % 2 || len / 2 != (n + 7) / 8)
+                return -EINVAL;
+        for (size_t k = 0; k < n; k++) {
+                char pair[3] = { hex[k / 8 * 2], hex[k / 8 * 2 + 1], 0 };
+                char *end;
+                unsigned long byte = strtoul(pair, &end, 16);
+                if (*end)
+                        return -EINVAL;
+                if (byte >> (k % 8) & 1)
+                        chunks[k] = CH_OPEN;
+        }
+        return 0;
+}
+
+/* Copy the chunks of [0, size) that are not open (after a crash: those the container never
+ * wrote), keeping the mtime the file had before: the copy is not a change the container made. */
+static int copy_closed(int obj, int fd, off_t size, const uint8_t *chunks, char **buf)
 {
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        int r = upper_copy_range(obj, fd, from, to, buf);
+        int r = 0;
+        for (size_t k = 0; k < chunks_of(size) && r == 0; k++)
+                if (chunks[k] != CH_OPEN)
+                        r = upper_copy_range(obj, fd, (off_t)k * CHUNK,
+                                             size - (off_t)k * CHUNK > CHUNK ? (off_t)(k + 1) * CHUNK : size, buf);
         struct timespec ts[2] = { { 0, UTIME_OMIT }, st.st_mtim };
         if (futimens(fd, ts) < 0 && r == 0)
                 r = -errno;
         return r;
 }
 
+/* Copy chunk k unless it is copied (after whoever copies it now): 0 or -errno (the chunk is
+ * left to copy again). */
+static int copy_chunk(upper_copy *c, size_t k, char **buf)
+{
+        pthread_mutex_lock(&c->lock);
+        while (c->chunks[k] == CH_BUSY)
+                pthread_cond_wait(&c->moved, &c->lock);
+        bool todo = c->chunks[k] == CH_TODO;
+        if (todo)
+                c->chunks[k] = CH_BUSY;
+        pthread_mutex_unlock(&c->lock);
+        if (!todo)
+                return 0;
+        off_t from = (off_t)k * CHUNK, to = c->size - from > CHUNK ? from + CHUNK : c->size;
+        int r = upper_copy_range(c->obj, c->fd, from, to, buf);
+        if (r == 0)
+                /* on the disk before the next: the file never has more than a chunk not yet
+                 * written out, so the fsync that opens chunks for a write (open_chunks, which
+                 * flushes the whole file's) waits for a chunk at most, not for the whole copy
+                 * (copied from the page cache far faster than the disk takes it) */
+                sync_file_range(c->fd, from, to - from,
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        pthread_mutex_lock(&c->lock);
+        c->chunks[k] = r == 0 ? CH_COPIED : CH_TODO;
+        pthread_cond_broadcast(&c->moved);
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+/* Whether chunks first..last are open (c->lock held). */
+static bool all_open(upper_copy *c, size_t first, size_t last)
+{
+        for (size_t k = first; k <= last; k++)
+                if (c->chunks[k] != CH_OPEN)
+                        return false;
+        return true;
+}
+
+/*
+ * Open chunks first..last (copied) for writes, and every other chunk copied by then: their data
+ * on disk, then the mark naming them, also on disk, before any write lands there. 0, -errno, or
+ * -E2BIG when the filesystem refuses a mark that long (writes wait for the whole copy then).
+ */
+static int open_chunks(upper_copy *c, size_t first, size_t last)
+{
+        pthread_mutex_lock(&c->mark_lock);
+        if (!c->marked) {
+                pthread_mutex_unlock(&c->mark_lock);
+                return 0; /* the copy ended: all there, the mark gone */
+        }
+        size_t nb = (c->n + 7) / 8;
+        _cleanup_free_ uint8_t *bits = xcalloc(nb, 1);
+        pthread_mutex_lock(&c->lock);
+        bool open = all_open(c, first, last);
+        for (size_t k = 0; k < c->n; k++)
+                if (c->chunks[k] == CH_COPIED || c->chunks[k] == CH_OPEN)
+                        bits[k / 8] |= (uint8_t)(1u << (k % 8));
+        pthread_mutex_unlock(&c->lock);
+        int r = 0;
+        if (!open) {
+                _cleanup_free_ char *mark = xmalloc(strlen(c->mark_head) + 2 * nb + 2);
+                size_t len = (size_t)sprintf(mark, "%s ", c->mark_head);
+                for (size_t i = 0; i < nb; i++)
+                        len += (size_t)sprintf(mark + len, "%02x", bits[i]);
+                if (fdatasync(c->fd) < 0)
+                        r = -errno;
+                else if (fsetxattr(c->fd, COPY_MARK, mark, len, XATTR_REPLACE) < 0)
+                        r = errno == ENOSPC || errno == E2BIG || errno == ERANGE ? -E2BIG : -errno;
+                else if (fsync(c->fd) < 0)
+                        r = -errno;
+        }
+        if (r == 0 && !open) {
+                pthread_mutex_lock(&c->lock);
+                for (size_t k = 0; k < c->n; k++)
+                        if (bits[k / 8] >> (k % 8) & 1)
+                                c->chunks[k] = CH_OPEN; /* (copied stays copied) */
+                pthread_mutex_unlock(&c->lock);
+        }
+        pthread_mutex_unlock(&c->mark_lock);
+        return r;
+}
+
 /* The end of a copy: its data on disk, then the mark gone, also on disk before the container
  * may write where the copy did (a crash must not find the mark and copy the image's bytes over
- * such a write: an fdatasync of the write would not commit the xattr change), then the entry. */
+ * such a write: an fdatasync of the write would not commit the xattr change), then the entry.
+ * (Chunks the container opened before are named in the mark: a crash's copy leaves them.) */
 static int finish(int fd, int work_fd, const char *entry)
 {
         if (fsync(fd) < 0)
@@ -250,10 +376,9 @@ static void *copy_main(void *arg)
                         r = -ECANCELED;
                         break;
                 }
-                off_t end = c->size - pos > CHUNK ? pos + CHUNK : c->size;
                 /* not under mtime_lock: a write past the copied part does not wait for a chunk
                  * (read from the disk, it takes tens of milliseconds) */
-                r = upper_copy_range(c->obj, c->fd, pos, end, &buf);
+                r = copy_chunk(c, (size_t)(pos / CHUNK), &buf);
                 pthread_mutex_lock(&c->mtime_lock);
                 struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
                 if (futimens(c->fd, ts) < 0 && r == 0)
@@ -264,8 +389,15 @@ static void *copy_main(void *arg)
         if (r == 0 && c->stop)
                 r = -ECANCELED; /* nor the fsync: the container is gone, or the next mount ends it */
         pthread_mutex_unlock(&c->lock);
-        if (r == 0)
+        for (size_t k = 0; k < c->n && r == 0; k++)
+                r = copy_chunk(c, k, &buf); /* (after a writer copying one; again if its copy failed) */
+        if (r == 0) {
+                pthread_mutex_lock(&c->mark_lock);
                 r = finish(c->fd, c->work_fd, c->entry);
+                if (r == 0)
+                        c->marked = false;
+                pthread_mutex_unlock(&c->mark_lock);
+        }
         else if (r == -ECANCELED)
                 fprintf(stderr, "ctfs: stopped the background copy-up of %s (its container was removed, or the daemon "
                                 "is exiting: the next mount finishes it)\n",
@@ -318,6 +450,11 @@ void upper_copy_abandon(int fd, int work_fd, const char *entry)
 static upper_copy *copy_new(int obj, int fd, int work_fd, const char *entry, off_t size, dev_t dev, ino_t ino)
 {
         upper_copy *c = xcalloc(1, sizeof(*c));
+        c->n = chunks_of(size);
+        c->chunks = xcalloc(c->n ? c->n : 1, 1);
+        c->marked = true;
+        pthread_mutex_init(&c->mark_lock, NULL);
+        pthread_cond_init(&c->moved, NULL);
         atomic_init(&c->refs, 1);
         c->dev = dev;
         c->ino = ino;
@@ -351,6 +488,10 @@ void upper_copy_start(upper_copies *cs, const struct upper_copy_job *j)
         struct stat st;
         if (fstat(c->fd, &st) == 0)
                 c->mtime = st.st_mtim;
+        /* what open_chunks writes the mark from (without it, writes below the size wait for the
+         * whole copy) */
+        ssize_t n = fgetxattr(c->fd, COPY_MARK, c->mark_head, sizeof(c->mark_head) - 1);
+        c->mark_head[n > 0 ? n : 0] = '\0';
         c->threaded = true; /* (read by the thread) */
         if (pthread_create(&c->thread, NULL, copy_main, c) != 0) {
                 c->threaded = false;
@@ -417,16 +558,64 @@ upper_copy *upper_copy_ref(upper_copy *c)
         return c;
 }
 
-bool upper_copy_reading(upper_copy *c, off_t *ret_size, int *ret_obj)
+bool upper_copy_active(upper_copy *c)
 {
         if (!c)
                 return false;
         pthread_mutex_lock(&c->lock);
         bool r = !c->done || c->err != 0;
         pthread_mutex_unlock(&c->lock);
-        *ret_size = c->size;
-        *ret_obj = c->obj;
         return r;
+}
+
+bool upper_copy_reading(upper_copy *c, off_t off, off_t *ret_end, int *ret_obj)
+{
+        *ret_end = INT64_MAX;
+        *ret_obj = -1;
+        if (!c || off < 0)
+                return false;
+        pthread_mutex_lock(&c->lock);
+        bool active = !c->done || c->err != 0;
+        bool obj = false;
+        if (active && off < c->size) {
+                size_t k = (size_t)(off / CHUNK), j = k + 1;
+                obj = c->chunks[k] != CH_OPEN;
+                while (j < c->n && (c->chunks[j] != CH_OPEN) == obj)
+                        j++;
+                *ret_end = j < c->n ? (off_t)j * CHUNK : obj ? c->size : INT64_MAX;
+        } else if (active) {
+                *ret_end = INT64_MAX;
+        }
+        pthread_mutex_unlock(&c->lock);
+        *ret_obj = c->obj;
+        return obj;
+}
+
+int upper_copy_open(upper_copy *c, off_t off, off_t len)
+{
+        if (!c || off >= c->size || len <= 0)
+                return 0;
+        off_t end = len > c->size - off ? c->size : off + len;
+        size_t first = (size_t)(off / CHUNK), last = (size_t)((end - 1) / CHUNK);
+        pthread_mutex_lock(&c->lock);
+        bool open = all_open(c, first, last), done = c->done, head = c->mark_head[0] != '\0';
+        int err = c->err;
+        pthread_mutex_unlock(&c->lock);
+        if (open || (done && err == 0))
+                return 0;
+        if (done)
+                return -EIO; /* a copy that failed, or stopped: not there */
+        if (!head)
+                return upper_copy_wait(c);
+        _cleanup_free_ char *buf = NULL;
+        int r = 0;
+        /* (the copy's writes move the file's mtime: the write that follows sets it, and the
+         * copy puts back the container's after its next chunk) */
+        for (size_t k = first; k <= last && r == 0; k++)
+                r = copy_chunk(c, k, &buf);
+        if (r == 0)
+                r = open_chunks(c, first, last);
+        return r == -E2BIG ? upper_copy_wait(c) : r;
 }
 
 int upper_copy_wait(upper_copy *c)
@@ -509,8 +698,10 @@ void upper_copies_fix_stat(upper_copies *cs, struct stat *st)
 static int hexval(char ch) { return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1; }
 
 /* A copy that could not be done after a crash: reads of [0, size) come from obj (-1: none,
- * they fail), writes there are refused (upper_copy.h). Takes obj and fd. */
-static int add_failed(upper_copies *cs, int obj, int fd, const char *entry, off_t size, const char *why)
+ * they fail), writes there are refused (upper_copy.h), but in the chunks the container had
+ * opened (open: chunk states, or NULL). Takes obj and fd. */
+static int add_failed(upper_copies *cs, int obj, int fd, const char *entry, off_t size, const uint8_t *open,
+                      const char *why)
 {
         struct stat st;
         if (fstat(fd, &st) < 0) {
@@ -525,6 +716,8 @@ static int add_failed(upper_copies *cs, int obj, int fd, const char *entry, off_
         fprintf(stderr, "ctfs: the copy-up a crash interrupted (%s) cannot be done (%s): the file %s until the next try\n",
                 entry, why, obj >= 0 ? "reads as the image's and refuses writes below its image size" : "fails reads");
         upper_copy *c = copy_new(obj, fd, -1, entry, size, st.st_dev, st.st_ino);
+        if (open)
+                memcpy(c->chunks, open, c->n);
         c->mtime = st.st_mtim;
         c->done = true;
         c->err = -EIO;
@@ -571,34 +764,44 @@ static int recover_one(upper_copies *cs, store *s, int mount_fd, int work_fd, co
         snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
         int fd = open(p, O_RDWR | O_CLOEXEC);
         if (fd < 0)
-                return add_failed(cs, -1, TAKE_FD(pfd), name, 0, strerror(errno));
+                return add_failed(cs, -1, TAKE_FD(pfd), name, 0, NULL, strerror(errno));
         /* a daemon still ending (it gives its copies a few seconds) holds the file's lock */
         flock(fd, LOCK_EX);
-        char mark[DIGEST_HEX_LEN + 32];
-        ssize_t n = fgetxattr(fd, COPY_MARK, mark, sizeof(mark) - 1);
+        ssize_t n = fgetxattr(fd, COPY_MARK, NULL, 0);
+        _cleanup_free_ char *mark = n >= 0 && n < (1 << 20) ? xmalloc((size_t)n + 1) : NULL;
+        if (mark)
+                n = fgetxattr(fd, COPY_MARK, mark, (size_t)n);
+        else if (n >= 0)
+                n = -1, errno = E2BIG;
         if (n < 0) {
                 if (errno == ENODATA) {
                         unlinkat(work_fd, name, 0); /* done, but for this name */
                         close(fd);
                         return 0;
                 }
-                return add_failed(cs, -1, fd, name, 0, strerror(errno));
+                return add_failed(cs, -1, fd, name, 0, NULL, strerror(errno));
         }
         mark[n] = '\0';
+        /* "<digest> <size>", then the chunks the container opened for writes, if any */
         char dhex[DIGEST_HEX_LEN + 1];
         int64_t size;
+        int rest = 0;
         uint8_t digest[DIGEST_LEN];
-        if (sscanf(mark, "%64s %" SCNd64, dhex, &size) != 2 || size < 0 || digest_parse_hex(dhex, digest) < 0)
-                return add_failed(cs, -1, fd, name, 0, "its mark is not readable");
+        if (sscanf(mark, "%64s %" SCNd64 "%n", dhex, &size, &rest) != 2 || size < 0 || size > ((int64_t)1 << 50) ||
+            digest_parse_hex(dhex, digest) < 0)
+                return add_failed(cs, -1, fd, name, 0, NULL, "its mark is not readable");
+        _cleanup_free_ uint8_t *open = xcalloc(chunks_of((off_t)size) + 1, 1);
+        if (mark[rest] == ' ' && parse_open(mark + rest + 1, open, chunks_of((off_t)size)) < 0)
+                return add_failed(cs, -1, fd, name, 0, NULL, "its mark is not readable");
         int obj = store_object_open(s, digest);
         if (obj < 0)
-                return add_failed(cs, -1, fd, name, (off_t)size, "the image's object is gone");
+                return add_failed(cs, -1, fd, name, (off_t)size, open, "the image's object is gone");
         _cleanup_free_ char *buf = NULL;
-        int r = copy_keeping_mtime(obj, fd, 0, (off_t)size, &buf);
+        int r = copy_closed(obj, fd, (off_t)size, open, &buf);
         if (r == 0)
                 r = finish(fd, work_fd, name);
         if (r < 0)
-                return add_failed(cs, obj, fd, name, (off_t)size, strerror(-r));
+                return add_failed(cs, obj, fd, name, (off_t)size, open, strerror(-r));
         close(obj);
         close(fd);
         return 0;

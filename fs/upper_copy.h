@@ -8,22 +8,28 @@
  * does not wait for that copy: the upper file is made at its full size with no data (holes),
  * marked, and published as any copy-up, and a thread copies the object's bytes into it (in
  * chunks), fsyncs it and removes the mark.
- * While a file is being copied:
+ * While a file is being copied (in chunks of a few MiB):
  *   - reads of [0, size) come from the object (upper_copy_reading), which holds those bytes, so
- *     the file is never opened in passthrough mode;
+ *     the file is never opened in passthrough mode; but in the chunks opened for writes;
  *   - writes at or past size go to the file (an append does not wait), under upper_copy_lock;
  *     the copy moves the file's mtime as it writes and puts back, after each chunk, the one
  *     the container last gave it (recorded by upper_copy_unlock), which stats show meanwhile
  *     (upper_copy_fix_stat);
- *   - whatever changes [0, size) otherwise (a write there, a truncate, fallocate, fsync,
- *     SEEK_DATA/SEEK_HOLE, setting file capabilities) waits for the copy to end first
- *     (upper_copy_wait).
+ *   - a write below size waits for its chunks only (upper_copy_open): copied then (if the copy
+ *     has not yet), on disk, and named in the mark, on disk too, before the write lands, so that
+ *     a crash's recovery leaves them alone; every chunk copied by then is opened with them, so a
+ *     writer going through the file waits for few such fsyncs. fsync does not wait: what the
+ *     container wrote is in the upper file, what it did not is the object's;
+ *   - whatever else changes [0, size) (a truncate, fallocate, SEEK_DATA/SEEK_HOLE, setting file
+ *     capabilities) waits for the copy to end first (upper_copy_wait).
  *
  * Crashes: the mark is an xattr of the file, trusted.overlay.ctfs-copying = "<object digest in
- * hex> <size>", set before the file gets its name; before that too, a name in the work dir,
+ * hex> <size>[ <open chunks>]" (a bitmap in hex: chunk k is bit k % 8 of byte k / 8), set before
+ * the file gets its name; before that too, a name in the work dir,
  * "copying-<handle type>-<file handle in hex>", is made (both metadata, in order on a journaling
  * filesystem), by which upper_copies_recover finds the file when the container is opened again
- * and copies it then (synchronously). The mark goes only after the copied data is fsync'd. While
+ * and copies it then (synchronously), but the open chunks. The mark goes only after the copied
+ * data is fsync'd. While
  * a mark is there the upper dir is not yet in the kernel overlayfs on-disk format: the daemon
  * gives the copies under way a few seconds at exit (upper_copies_finish), and the next mount
  * finishes the rest.
@@ -40,6 +46,7 @@
 #include "store.h"
 
 #define COPY_BG_MIN (1 << 20)
+#define COPY_CHUNK (4 << 20) /* what a copy copies at a time, and a write below the size waits for */
 #define COPY_ENTRY_MAX 256
 #define COPY_MARK "trusted.overlay.ctfs-copying"
 
@@ -88,9 +95,17 @@ upper_copy *upper_copies_get(upper_copies *cs, dev_t dev, ino_t ino);
 bool upper_copies_busy(upper_copies *cs);
 upper_copy *upper_copy_ref(upper_copy *c);
 void upper_copy_put(upper_copy *c);
-/* Whether reads of [0, *ret_size) must come from *ret_obj (valid while the reference is held;
- * -1: nowhere, they fail with EIO): until the copy is done, and for good if it failed. */
-bool upper_copy_reading(upper_copy *c, off_t *ret_size, int *ret_obj);
+/* Whether the copy is under way, or failed (until the next mount): the file's reads and writes
+ * go through upper_copy_reading and upper_copy_open. */
+bool upper_copy_active(upper_copy *c);
+/* Whether reads at off must come from *ret_obj (valid while the reference is held; -1: nowhere,
+ * they fail with EIO) rather than the upper file; either way up to *ret_end (> off). Not the
+ * upper file below the size until the copy is done (and for good if it failed), but in the
+ * chunks opened for writes. */
+bool upper_copy_reading(upper_copy *c, off_t off, off_t *ret_end, int *ret_obj);
+/* Before a write of [off, off + len): make the chunks of it below the size writable (copied,
+ * opened). 0, or -errno (-EIO: the copy failed or stopped there). */
+int upper_copy_open(upper_copy *c, off_t off, off_t len);
 /* Wait for the copy to end: 0, or its error (its data below its size is not all there). */
 int upper_copy_wait(upper_copy *c);
 /* Around a change of the file's mtime (a write past the copied part, utimens). mtime: what

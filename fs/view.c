@@ -2094,16 +2094,18 @@ int view_read_fd(view *v, view_file *f, off_t off, size_t size, int *ret_fd)
                 file_refresh(v, f);
         *ret_fd = f->fd;
         int r = 0;
-        off_t copying;
+        off_t end;
         int obj;
-        if (upper_copy_reading(f->copy, &copying, &obj) && off < copying) {
+        if (upper_copy_reading(f->copy, off, &end, &obj)) {
                 /* the object holds what the copy has yet to write */
                 if (obj < 0)
                         r = -EIO; /* a copy a crash interrupted, whose object is gone */
-                else if (off + (off_t)size <= copying)
+                else if (off + (off_t)size <= end)
                         *ret_fd = obj;
                 else
                         r = 1;
+        } else if (off + (off_t)size > end) {
+                r = 1; /* then from the object */
         }
         pthread_mutex_unlock(&f->lock);
         return r;
@@ -2119,30 +2121,33 @@ ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off)
                 ssize_t n = pread(fd, buf, size, off);
                 return n < 0 ? -errno : n;
         }
-        /* across the end of what a copy under way copies: its part from the object */
-        off_t copying;
-        int obj;
-        upper_copy_reading(f->copy, &copying, &obj);
-        size_t head = (size_t)(copying - off);
-        ssize_t n = util_pread_all(obj, buf, head, off);
-        if (n < (ssize_t)head)
-                return n;
-        ssize_t m = pread(fd, (char *)buf + head, size - head, copying);
-        return m < 0 ? -errno : (ssize_t)head + m;
+        /* across parts of a copy under way: each from the object or the upper file */
+        size_t done = 0;
+        while (done < size) {
+                off_t pos = off + (off_t)done, end;
+                int obj;
+                bool from_obj = upper_copy_reading(f->copy, pos, &end, &obj);
+                if (from_obj && obj < 0)
+                        return done ? (ssize_t)done : -EIO;
+                size_t want = end - pos < (off_t)(size - done) ? (size_t)(end - pos) : size - done;
+                ssize_t n = util_pread_all(from_obj ? obj : f->fd, (char *)buf + done, want, pos);
+                if (n < 0)
+                        return done ? (ssize_t)done : n;
+                done += (size_t)n;
+                if ((size_t)n < want)
+                        break; /* the end of the file */
+        }
+        return (ssize_t)done;
 }
 
-int view_write_begin(view_file *f, off_t off)
+int view_write_begin(view_file *f, off_t off, size_t size)
 {
         if (f->lower)
                 return -EBADF;
-        off_t copying;
-        int obj;
-        if (upper_copy_reading(f->copy, &copying, &obj) && off < copying) {
-                /* a change of what the copy writes: after it */
-                int r = upper_copy_wait(f->copy);
-                if (r < 0)
-                        return r;
-        }
+        /* a change of what a copy under way writes: once its chunks are copied (and opened) */
+        int r = upper_copy_open(f->copy, off, (off_t)size);
+        if (r < 0)
+                return r;
         upper_copy_lock(f->copy);
         return f->fd;
 }
@@ -2152,7 +2157,7 @@ void view_write_end(view_file *f) { upper_copy_unlock(f->copy, NULL); }
 ssize_t view_write(view *v, view_file *f, const void *buf, size_t size, off_t off)
 {
         (void)v;
-        int fd = view_write_begin(f, off);
+        int fd = view_write_begin(f, off, size);
         if (fd < 0)
                 return fd;
         ssize_t n = pwrite(fd, buf, size, off);
@@ -2165,10 +2170,9 @@ int view_fsync(view_file *f, bool datasync)
 {
         if (f->lower)
                 return 0;
-        int r = upper_copy_wait(f->copy);
-        if (r < 0)
-                return r;
-        r = datasync ? fdatasync(f->fd) : fsync(f->fd);
+        /* (not after a copy under way: the container's writes are in the upper file, in chunks
+         * whose copy is on disk, and a crash's recovery copies only the others) */
+        int r = datasync ? fdatasync(f->fd) : fsync(f->fd);
         return r < 0 ? -errno : 0;
 }
 
@@ -2193,12 +2197,10 @@ off_t view_lseek(view_file *f, off_t off, int whence)
 
 int view_file_data(view_file *f, enum view_data *ret_kind)
 {
-        off_t copying;
-        int obj;
-        *ret_kind = f->image                                     ? VIEW_DATA_IMAGE
-                    : f->lower                                   ? VIEW_DATA_LOWER
-                    : upper_copy_reading(f->copy, &copying, &obj) ? VIEW_DATA_COPYING
-                                                                 : VIEW_DATA_UPPER;
+        *ret_kind = f->image                      ? VIEW_DATA_IMAGE
+                    : f->lower                    ? VIEW_DATA_LOWER
+                    : upper_copy_active(f->copy) ? VIEW_DATA_COPYING
+                                                  : VIEW_DATA_UPPER;
         return f->fd;
 }
 

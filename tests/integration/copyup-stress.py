@@ -7,9 +7,9 @@ Round after round for SECONDS, in a fresh container of IMAGE (made with `CTFS --
 create`): one thread appends numbered 4 KiB records to REL (its open starts the copy-up), one
 reads random ranges (some across the image's size) and checks every byte against the image and
 the records appended so far, one stats the file (its size never goes down), and once the
-appends are done a write lands below the image's size (it waits for the copy). At the end of a
-round the file must be the image's bytes with that write and every record in order, and the
-upper file must lose its mark. Prints one line per problem; exits 1 if there was any.
+appends are done writes land below the image's size (each waits for its chunk only, which the
+copy must then leave alone). At the end of a round the file must be the image's bytes with
+those writes and every record in order, and the upper file must lose its mark. Prints one line per problem; exits 1 if there was any.
 """
 import os
 import random
@@ -101,10 +101,11 @@ def one_round(k):
         t.start()
     for t in threads:
         t.join()
-    # a write below the image's size: after the copy
-    woff = random.randrange(0, N - 4)
+    # writes below the image's size (in chunks the copy may not have reached yet)
+    woffs = sorted(random.sample(range(0, N - 4, 4), 3))
     fd = os.open(path, os.O_WRONLY)
-    os.pwrite(fd, b"WXYZ", woff)
+    for woff in reversed(woffs):
+        os.pwrite(fd, b"WXYZ", woff)
     os.close(fd)
     want_size = N + n_records * REC
     if os.stat(path).st_size != want_size:
@@ -115,11 +116,12 @@ def one_round(k):
         n = min(8 << 20, N - pos)
         got = os.pread(fd, n, pos)
         want = bytearray(image_bytes(pos, n))
-        if pos <= woff < pos + n:
-            lo = woff - pos
-            want[lo:lo + 4] = b"WXYZ"[:max(0, min(4, n - lo))]
-        if woff < pos < woff + 4:
-            want[0:woff + 4 - pos] = b"WXYZ"[pos - woff:]
+        for woff in woffs:
+            if pos <= woff < pos + n:
+                lo = woff - pos
+                want[lo:lo + 4] = b"WXYZ"[:max(0, min(4, n - lo))]
+            if woff < pos < woff + 4:
+                want[0:woff + 4 - pos] = b"WXYZ"[pos - woff:]
         if got != bytes(want):
             fail(f"round {k}: the image part at {pos} (+{n}) is wrong at the end")
             break

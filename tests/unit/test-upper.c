@@ -669,13 +669,13 @@ int main(void)
                 d = D("data");
                 ok(upper_lookup(u, &d, "big", &e) == 0 && !e.in_upper, "the image file");
                 const struct tree_inode *ti = tree_get(t, e.lower);
-                char wpath[2048], p[4096], entry[4][COPY_ENTRY_MAX];
+                char wpath[2048], p[4096], entry[5][COPY_ENTRY_MAX];
                 snprintf(wpath, sizeof(wpath), "%s/c5/work", tmpl);
                 int wfd = open(wpath, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                const char *names[4] = { "crashed", "removed", "finished", "orphan" };
+                const char *names[5] = { "crashed", "removed", "finished", "orphan", "opened" };
                 uint8_t nowhere[DIGEST_LEN];
                 memset(nowhere, 0xee, sizeof(nowhere));
-                for (int k = 0; k < 4; k++) {
+                for (int k = 0; k < 5; k++) {
                         snprintf(p, sizeof(p), "%s/%s", upath, names[k]);
                         int fd = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
                         ok(fd >= 0 && ftruncate(fd, FX_BIG_SIZE) == 0 &&
@@ -685,6 +685,14 @@ int main(void)
                         futimens(fd, ts);
                         if (k == 2)
                                 fremovexattr(fd, COPY_MARK); /* its copy was done */
+                        if (k == 4) {
+                                /* the container had its (one) chunk opened, and wrote there */
+                                char m[256];
+                                ssize_t n = fgetxattr(fd, COPY_MARK, m, sizeof(m) - 4);
+                                ok(n > 0 && pwrite(fd, "MINE", 4, 0) == 4 && (memcpy(m + n, " 01", 3), 1) &&
+                                           fsetxattr(fd, COPY_MARK, m, (size_t)n + 3, 0) == 0,
+                                   "  its mark names chunk 0 open, with a write there");
+                        }
                         close(fd);
                 }
                 snprintf(p, sizeof(p), "%s/removed", upath);
@@ -707,12 +715,17 @@ int main(void)
                 got = read_all("", "finished", NULL);
                 ok(got && got[0] == 0 && got[FX_BIG_SIZE - 1] == 0, "a file whose copy was done is left alone");
                 free(got);
+                got = read_all("", "opened", NULL);
+                ok(got && memcmp(got, "MINE", 4) == 0 && got[FX_BIG_SIZE - 1] == 0 && want && want[FX_BIG_SIZE - 1] != 0,
+                   "a chunk the container had opened is not copied over (its write stays, its holes too)");
+                free(got);
+                ok(ugetx("opened", COPY_MARK, v, sizeof(v)) < 0, "  its mark removed");
                 /* its object gone: it stays marked, and a failed copy says how to read it */
                 struct upper_dir top = D("");
                 upper_copy *c = upper_copy_at(u, &top, "orphan");
                 off_t sz = 0;
                 int obj = 0;
-                ok(c && upper_copy_reading(c, &sz, &obj) && sz == FX_BIG_SIZE && obj < 0,
+                ok(c && upper_copy_reading(c, 0, &sz, &obj) && sz == FX_BIG_SIZE && obj < 0,
                    "a copy that cannot be done (no object): reads of its image part fail");
                 ok(upper_copy_wait(c) == -EIO, "  and changes there fail with EIO");
                 upper_copy_put(c);
@@ -780,6 +793,43 @@ int main(void)
                 close(pfd);
                 snprintf(ep, sizeof(ep), "%s/%s", wdir, j.entry);
                 ok(access(ep, F_OK) < 0, "  nor named in the work dir");
+                /* a write below the size waits for its chunks only: with the copy held after its
+                 * first chunk (the test holds the lock it takes between chunks), the last chunk is
+                 * copied and opened for the write (named in the mark), and the copy goes on
+                 * around it */
+                c = start_copy(cs, tmpl, "opened", objp, wfd, &j, dst);
+                upper_copy_lock(c);
+                off_t at = BIG_COPY - 100, end = 0;
+                int o = -1;
+                ok(c && upper_copy_open(c, at, 50) == 0, "a write below the size of a copy under way: its chunk opened");
+                ok(upper_copy_active(c), "  before the copy's end");
+                ok(!upper_copy_reading(c, at, &end, &o) && end == INT64_MAX, "  reads there from the upper file");
+                ok(upper_copy_reading(c, 5 << 20, &end, &o) && o >= 0 && end == BIG_COPY - COPY_CHUNK,
+                   "  elsewhere from the object, up to that chunk");
+                int wr = open(dst, O_WRONLY | O_CLOEXEC);
+                ok(wr >= 0 && pwrite(wr, "WRITTEN", 7, at) == 7, "  the write");
+                close(wr);
+                ssize_t vn = getxattr(dst, COPY_MARK, v, sizeof(v) - 1);
+                v[vn > 0 ? vn : 0] = '\0';
+                const char *bits = strrchr(v, ' ');
+                unsigned b0 = 0, b1 = 0, b3 = 0;
+                ok(bits && strlen(bits) == 9 && sscanf(bits, " %2x%2x%*2x%2x", &b0, &b1, &b3) == 3 && (b3 & 0x80) && b1 == 0,
+                   "  the mark names the last chunk open, not the middle ones (%s)", bits ? bits : "none");
+                upper_copy_unlock(c, NULL);
+                ok(upper_copy_wait(c) == 0 && getxattr(dst, COPY_MARK, v, sizeof(v)) < 0, "  the copy ends, unmarked");
+                upper_copy_put(c);
+                {
+                        char *obj_data = xmalloc(BIG_COPY), *file = xmalloc(BIG_COPY);
+                        int ofd2 = open(objp, O_RDONLY | O_CLOEXEC), dfd = open(dst, O_RDONLY | O_CLOEXEC);
+                        bool same = util_pread_all(ofd2, obj_data, BIG_COPY, 0) == BIG_COPY &&
+                                    util_pread_all(dfd, file, BIG_COPY, 0) == BIG_COPY;
+                        memcpy(obj_data + at, "WRITTEN", 7);
+                        ok(same && memcmp(obj_data, file, BIG_COPY) == 0, "  the object's bytes with the write (not copied over)");
+                        close(ofd2);
+                        close(dfd);
+                        free(obj_data);
+                        free(file);
+                }
                 upper_copies_free(cs);
                 close(wfd);
         }
