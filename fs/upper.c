@@ -247,7 +247,7 @@ static void stat_from_tree(const struct tree_inode *i, tree_ino ino, struct stat
         st->st_size = S_ISREG(i->mode) || S_ISLNK(i->mode) ? (off_t)i->size : 0;
         if (S_ISLNK(i->mode))
                 st->st_size = i->b;
-        st->st_blksize = 4096;
+        st->st_blksize = S_ISREG(i->mode) ? TREE_FILE_BLKSIZE : 4096;
         st->st_blocks = (blkcnt_t)((i->size + 511) / 512);
         if (!S_ISREG(i->mode))
                 st->st_blocks = 0;

@@ -1228,7 +1228,7 @@ static void image_stat(struct vimage *img, tree_ino t, const struct tree_inode *
         st->st_gid = i->gid;
         st->st_rdev = (dev_t)i->rdev;
         st->st_size = S_ISREG(i->mode) ? (off_t)i->size : S_ISLNK(i->mode) ? (off_t)i->b : 0;
-        st->st_blksize = 4096;
+        st->st_blksize = S_ISREG(i->mode) ? TREE_FILE_BLKSIZE : 4096;
         st->st_blocks = S_ISREG(i->mode) ? (blkcnt_t)((i->size + 511) / 512) : 0;
         st->st_mtim.tv_sec = i->mtime_sec;
         st->st_mtim.tv_nsec = i->mtime_nsec;
