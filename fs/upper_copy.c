@@ -209,18 +209,18 @@ static size_t chunks_of(off_t size) { return (size_t)((size + CHUNK - 1) / CHUNK
 
 /* The open chunks of a mark's third field (a bitmap in hex, chunk k at bit k % 8 of byte k / 8),
  * as chunk states (n of them): 0, or -EINVAL when it is not one. */
+static int hexval(char ch) { return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1; }
+
 static int parse_open(const char *hex, uint8_t *chunks, size_t n)
 {
         size_t len = strlen(hex);
         if (len % 2 || len / 2 != (n + 7) / 8)
                 return -EINVAL;
         for (size_t k = 0; k < n; k++) {
-                char pair[3] = { hex[k / 8 * 2], hex[k / 8 * 2 + 1], 0 };
-                char *end;
-                unsigned long byte = strtoul(pair, &end, 16);
-                if (*end)
+                int hi = hexval(hex[k / 8 * 2]), lo = hexval(hex[k / 8 * 2 + 1]);
+                if (hi < 0 || lo < 0)
                         return -EINVAL;
-                if (byte >> (k % 8) & 1)
+                if ((hi << 4 | lo) >> (k % 8) & 1)
                         chunks[k] = CH_OPEN;
         }
         return 0;
@@ -264,8 +264,10 @@ static int copy_chunk(upper_copy *c, size_t k, char **buf)
                  * written out, so the fsync that opens chunks for a write (open_chunks, which
                  * flushes the whole file's) waits for a chunk at most, not for the whole copy
                  * (copied from the page cache far faster than the disk takes it) */
-                sync_file_range(c->fd, from, to - from,
-                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+                if (sync_file_range(c->fd, from, to - from,
+                                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0 &&
+                    errno != ENOSYS)
+                        r = -errno; /* (a write-out error is reported once: here, not to the last fsync) */
         pthread_mutex_lock(&c->lock);
         c->chunks[k] = r == 0 ? CH_COPIED : CH_TODO;
         pthread_cond_broadcast(&c->moved);
@@ -292,7 +294,9 @@ static int open_chunks(upper_copy *c, size_t first, size_t last)
         pthread_mutex_lock(&c->mark_lock);
         if (!c->marked) {
                 pthread_mutex_unlock(&c->mark_lock);
-                return 0; /* the copy ended: all there, the mark gone */
+                /* the copy is ending: all there, the mark gone; but until it is done, reads of
+                 * chunks not opened still go to the object, and would miss the write */
+                return upper_copy_wait(c);
         }
         size_t nb = (c->n + 7) / 8;
         _cleanup_free_ uint8_t *bits = xcalloc(nb, 1);
@@ -391,6 +395,11 @@ static void *copy_main(void *arg)
         pthread_mutex_unlock(&c->lock);
         for (size_t k = 0; k < c->n && r == 0; k++)
                 r = copy_chunk(c, k, &buf); /* (after a writer copying one; again if its copy failed) */
+        pthread_mutex_lock(&c->mtime_lock);
+        struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
+        if (futimens(c->fd, ts) < 0 && r == 0)
+                r = -errno;
+        pthread_mutex_unlock(&c->mtime_lock);
         if (r == 0) {
                 pthread_mutex_lock(&c->mark_lock);
                 r = finish(c->fd, c->work_fd, c->entry);
@@ -607,6 +616,10 @@ int upper_copy_open(upper_copy *c, off_t off, off_t len)
                 return -EIO; /* a copy that failed, or stopped: not there */
         if (!head)
                 return upper_copy_wait(c);
+        pthread_mutex_lock(&c->lock);
+        if (c->tid > 0)
+                setpriority(PRIO_PROCESS, (id_t)c->tid, 0); /* someone waits: not background now */
+        pthread_mutex_unlock(&c->lock);
         _cleanup_free_ char *buf = NULL;
         int r = 0;
         /* (the copy's writes move the file's mtime: the write that follows sets it, and the
@@ -615,6 +628,13 @@ int upper_copy_open(upper_copy *c, off_t off, off_t len)
                 r = copy_chunk(c, k, &buf);
         if (r == 0)
                 r = open_chunks(c, first, last);
+        if (r < 0 && r != -E2BIG) {
+                /* no write follows to set the mtime: the container's back */
+                pthread_mutex_lock(&c->mtime_lock);
+                struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
+                futimens(c->fd, ts);
+                pthread_mutex_unlock(&c->mtime_lock);
+        }
         return r == -E2BIG ? upper_copy_wait(c) : r;
 }
 
@@ -695,13 +715,11 @@ void upper_copies_fix_stat(upper_copies *cs, struct stat *st)
 
 /* ---- after a crash ---- */
 
-static int hexval(char ch) { return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1; }
-
 /* A copy that could not be done after a crash: reads of [0, size) come from obj (-1: none,
  * they fail), writes there are refused (upper_copy.h), but in the chunks the container had
  * opened (open: chunk states, or NULL). Takes obj and fd. */
 static int add_failed(upper_copies *cs, int obj, int fd, const char *entry, off_t size, const uint8_t *open,
-                      const char *why)
+                      size_t n_open, const char *why)
 {
         struct stat st;
         if (fstat(fd, &st) < 0) {
@@ -717,7 +735,7 @@ static int add_failed(upper_copies *cs, int obj, int fd, const char *entry, off_
                 entry, why, obj >= 0 ? "reads as the image's and refuses writes below its image size" : "fails reads");
         upper_copy *c = copy_new(obj, fd, -1, entry, size, st.st_dev, st.st_ino);
         if (open)
-                memcpy(c->chunks, open, c->n);
+                memcpy(c->chunks, open, n_open < c->n ? n_open : c->n);
         c->mtime = st.st_mtim;
         c->done = true;
         c->err = -EIO;
@@ -764,7 +782,7 @@ static int recover_one(upper_copies *cs, store *s, int mount_fd, int work_fd, co
         snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
         int fd = open(p, O_RDWR | O_CLOEXEC);
         if (fd < 0)
-                return add_failed(cs, -1, TAKE_FD(pfd), name, 0, NULL, strerror(errno));
+                return add_failed(cs, -1, TAKE_FD(pfd), name, 0, NULL, 0, strerror(errno));
         /* a daemon still ending (it gives its copies a few seconds) holds the file's lock */
         flock(fd, LOCK_EX);
         ssize_t n = fgetxattr(fd, COPY_MARK, NULL, 0);
@@ -779,7 +797,7 @@ static int recover_one(upper_copies *cs, store *s, int mount_fd, int work_fd, co
                         close(fd);
                         return 0;
                 }
-                return add_failed(cs, -1, fd, name, 0, NULL, strerror(errno));
+                return add_failed(cs, -1, fd, name, 0, NULL, 0, strerror(errno));
         }
         mark[n] = '\0';
         /* "<digest> <size>", then the chunks the container opened for writes, if any */
@@ -789,19 +807,19 @@ static int recover_one(upper_copies *cs, store *s, int mount_fd, int work_fd, co
         uint8_t digest[DIGEST_LEN];
         if (sscanf(mark, "%64s %" SCNd64 "%n", dhex, &size, &rest) != 2 || size < 0 || size > ((int64_t)1 << 50) ||
             digest_parse_hex(dhex, digest) < 0)
-                return add_failed(cs, -1, fd, name, 0, NULL, "its mark is not readable");
+                return add_failed(cs, -1, fd, name, 0, NULL, 0, "its mark is not readable");
         _cleanup_free_ uint8_t *open = xcalloc(chunks_of((off_t)size) + 1, 1);
         if (mark[rest] == ' ' && parse_open(mark + rest + 1, open, chunks_of((off_t)size)) < 0)
-                return add_failed(cs, -1, fd, name, 0, NULL, "its mark is not readable");
+                return add_failed(cs, -1, fd, name, 0, NULL, 0, "its mark is not readable");
         int obj = store_object_open(s, digest);
         if (obj < 0)
-                return add_failed(cs, -1, fd, name, (off_t)size, open, "the image's object is gone");
+                return add_failed(cs, -1, fd, name, (off_t)size, open, chunks_of((off_t)size), "the image's object is gone");
         _cleanup_free_ char *buf = NULL;
         int r = copy_closed(obj, fd, (off_t)size, open, &buf);
         if (r == 0)
                 r = finish(fd, work_fd, name);
         if (r < 0)
-                return add_failed(cs, obj, fd, name, (off_t)size, open, strerror(-r));
+                return add_failed(cs, obj, fd, name, (off_t)size, open, chunks_of((off_t)size), strerror(-r));
         close(obj);
         close(fd);
         return 0;

@@ -28,7 +28,8 @@
  * the file gets its name; before that too, a name in the work dir,
  * "copying-<handle type>-<file handle in hex>", is made (both metadata, in order on a journaling
  * filesystem), by which upper_copies_recover finds the file when the container is opened again
- * and copies it then (synchronously), but the open chunks. The mark goes only after the copied
+ * and copies it then (synchronously), but the open chunks (a ctfs from before chunks, which
+ * reads only the first two fields, would copy over those too). The mark goes only after the copied
  * data is fsync'd. While
  * a mark is there the upper dir is not yet in the kernel overlayfs on-disk format: the daemon
  * gives the copies under way a few seconds at exit (upper_copies_finish), and the next mount

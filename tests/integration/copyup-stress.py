@@ -11,6 +11,7 @@ appends are done writes land below the image's size (each waits for its chunk on
 copy must then leave alone). At the end of a round the file must be the image's bytes with
 those writes and every record in order, and the upper file must lose its mark. Prints one line per problem; exits 1 if there was any.
 """
+import mmap
 import os
 import random
 import subprocess
@@ -101,11 +102,31 @@ def one_round(k):
         t.start()
     for t in threads:
         t.join()
-    # writes below the image's size (in chunks the copy may not have reached yet)
-    woffs = sorted(random.sample(range(0, N - 4, 4), 3))
+    # writes below the image's size (in chunks the copy may not have reached yet; one at the
+    # start of a chunk), each read back at once through the daemon (O_DIRECT: not the kernel's
+    # cache) across the chunk's start: the written chunk from the upper file, the one before it
+    # (maybe not opened) from the image
+    CHUNK = 4 << 20
+    woffs = sorted(set(random.sample(range(0, N - 4, 4), 2) + [random.randrange(1, max(2, N // CHUNK)) * CHUNK]))
+    woffs = [w for w in woffs if w + 4 <= N]
     fd = os.open(path, os.O_WRONLY)
+    direct = os.open(path, os.O_RDONLY | os.O_DIRECT)
     for woff in reversed(woffs):
         os.pwrite(fd, b"WXYZ", woff)
+        start = woff - woff % CHUNK
+        lo = max(0, start - 4096)
+        hi = min(N, woff + 4)
+        n = (hi - lo + 4095) // 4096 * 4096
+        buf = mmap.mmap(-1, n)  # (O_DIRECT: aligned)
+        got = bytes(buf[:os.preadv(direct, [buf], lo)])[:woff + 4 - lo]
+        want = image_bytes(lo, woff - lo) + b"WXYZ"
+        for other in woffs:
+            if other > woff and other < woff + 4 or other < woff and other + 4 > lo:
+                break
+        else:
+            if got != want:
+                fail(f"round {k}: read back at once, {lo} (+{len(want)}) is not the image's bytes and the write at {woff}")
+    os.close(direct)
     os.close(fd)
     want_size = N + n_records * REC
     if os.stat(path).st_size != want_size:

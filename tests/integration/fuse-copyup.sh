@@ -156,7 +156,7 @@ t_ok "  and serves the others" test -f "$MNT/containers/$(fresh)/big"
 
 # --- concurrent appends, reads, stats and writes on files being copied, round after round -------------
 SOAK=${CTFS_COPYUP_SOAK_SECONDS:-5}
-t_ok "for ${SOAK}s: appends, reads (checked byte for byte), stats and a write below the image's size on fresh copy-ups; the end result exact" \
+t_ok "for ${SOAK}s: appends, reads (checked byte for byte), stats and writes below the image's size (read back at once) on fresh copy-ups; the end result exact" \
 	python3 "$(dirname "$0")/copyup-stress.py" "$CTFS" "$CTFS_ROOT" "$IMG" big "$SOAK"
 diag "$(tail -1 "$T_OUT")"
 

@@ -669,13 +669,13 @@ int main(void)
                 d = D("data");
                 ok(upper_lookup(u, &d, "big", &e) == 0 && !e.in_upper, "the image file");
                 const struct tree_inode *ti = tree_get(t, e.lower);
-                char wpath[2048], p[4096], entry[5][COPY_ENTRY_MAX];
+                char wpath[2048], p[4096], entry[6][COPY_ENTRY_MAX];
                 snprintf(wpath, sizeof(wpath), "%s/c5/work", tmpl);
                 int wfd = open(wpath, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                const char *names[5] = { "crashed", "removed", "finished", "orphan", "opened" };
+                const char *names[6] = { "crashed", "removed", "finished", "orphan", "opened", "zero" };
                 uint8_t nowhere[DIGEST_LEN];
                 memset(nowhere, 0xee, sizeof(nowhere));
-                for (int k = 0; k < 5; k++) {
+                for (int k = 0; k < 6; k++) {
                         snprintf(p, sizeof(p), "%s/%s", upath, names[k]);
                         int fd = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
                         ok(fd >= 0 && ftruncate(fd, FX_BIG_SIZE) == 0 &&
@@ -685,6 +685,15 @@ int main(void)
                         futimens(fd, ts);
                         if (k == 2)
                                 fremovexattr(fd, COPY_MARK); /* its copy was done */
+                        if (k == 5) {
+                                /* a mark that says size 0, on a 64 MiB file whose object is gone:
+                                 * the failed copy covers the file's size (its chunk states too) */
+                                char m[128], hex[DIGEST_HEX_LEN + 1];
+                                digest_to_hex(nowhere, hex);
+                                int n = snprintf(m, sizeof(m), "%s 0", hex);
+                                ok(ftruncate(fd, 64 << 20) == 0 && fsetxattr(fd, COPY_MARK, m, (size_t)n, 0) == 0,
+                                   "  a 64 MiB file whose mark says size 0");
+                        }
                         if (k == 4) {
                                 /* the container had its (one) chunk opened, and wrote there */
                                 char m[256];
@@ -728,6 +737,11 @@ int main(void)
                 ok(c && upper_copy_reading(c, 0, &sz, &obj) && sz == FX_BIG_SIZE && obj < 0,
                    "a copy that cannot be done (no object): reads of its image part fail");
                 ok(upper_copy_wait(c) == -EIO, "  and changes there fail with EIO");
+                upper_copy_put(c);
+                c = upper_copy_at(u, &top, "zero");
+                ok(c && upper_copy_reading(c, 60 << 20, &sz, &obj) && sz == 64 << 20 && obj < 0 &&
+                           upper_copy_open(c, 60 << 20, 1) == -EIO,
+                   "a mark of size 0 on a bigger file: all of it fails the same way");
                 upper_copy_put(c);
                 ok(ugetx("orphan", COPY_MARK, v, sizeof(v)) > 0, "  it stays marked");
                 snprintf(p, sizeof(p), "%s/%s", wpath, entry[3]);
