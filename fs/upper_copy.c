@@ -244,6 +244,25 @@ static int copy_closed(int obj, int fd, off_t size, const uint8_t *chunks, char 
         return r;
 }
 
+/* Put back the mtime the container last gave the file (the copy's writes move it): 0 or -errno. */
+static int put_back_mtime(upper_copy *c)
+{
+        pthread_mutex_lock(&c->mtime_lock);
+        struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
+        int r = futimens(c->fd, ts) < 0 ? -errno : 0;
+        pthread_mutex_unlock(&c->mtime_lock);
+        return r;
+}
+
+/* Someone waits for the copy: its thread is not background work any more. */
+static void foreground(upper_copy *c)
+{
+        pthread_mutex_lock(&c->lock);
+        if (!c->done && c->tid > 0)
+                setpriority(PRIO_PROCESS, (id_t)c->tid, 0);
+        pthread_mutex_unlock(&c->lock);
+}
+
 /* Copy chunk k unless it is copied (after whoever copies it now): 0 or -errno (the chunk is
  * left to copy again). */
 static int copy_chunk(upper_copy *c, size_t k, char **buf)
@@ -383,23 +402,21 @@ static void *copy_main(void *arg)
                 /* not under mtime_lock: a write past the copied part does not wait for a chunk
                  * (read from the disk, it takes tens of milliseconds) */
                 r = copy_chunk(c, (size_t)(pos / CHUNK), &buf);
-                pthread_mutex_lock(&c->mtime_lock);
-                struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
-                if (futimens(c->fd, ts) < 0 && r == 0)
-                        r = -errno;
-                pthread_mutex_unlock(&c->mtime_lock);
+                int m = put_back_mtime(c);
+                if (r == 0)
+                        r = m;
         }
         pthread_mutex_lock(&c->lock);
         if (r == 0 && c->stop)
                 r = -ECANCELED; /* nor the fsync: the container is gone, or the next mount ends it */
         pthread_mutex_unlock(&c->lock);
-        for (size_t k = 0; k < c->n && r == 0; k++)
-                r = copy_chunk(c, k, &buf); /* (after a writer copying one; again if its copy failed) */
-        pthread_mutex_lock(&c->mtime_lock);
-        struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
-        if (futimens(c->fd, ts) < 0 && r == 0)
-                r = -errno;
-        pthread_mutex_unlock(&c->mtime_lock);
+        if (r == 0) {
+                for (size_t k = 0; k < c->n && r == 0; k++)
+                        r = copy_chunk(c, k, &buf); /* (after a writer copying one; again if its copy failed) */
+                int m = put_back_mtime(c);
+                if (r == 0)
+                        r = m;
+        }
         if (r == 0) {
                 pthread_mutex_lock(&c->mark_lock);
                 r = finish(c->fd, c->work_fd, c->entry);
@@ -407,13 +424,14 @@ static void *copy_main(void *arg)
                         c->marked = false;
                 pthread_mutex_unlock(&c->mark_lock);
         }
-        else if (r == -ECANCELED)
+        if (r == -ECANCELED)
                 fprintf(stderr, "ctfs: stopped the background copy-up of %s (its container was removed, or the daemon "
                                 "is exiting: the next mount finishes it)\n",
                         c->entry);
-        else
+        else if (r < 0)
                 fprintf(stderr, "ctfs: the background copy-up of %s failed (%s): the file reads as the image's and "
-                                "refuses writes below %" PRId64 " bytes until the next mount copies it\n",
+                                "refuses writes below %" PRId64 " bytes (but in the chunks already opened for writes) "
+                                "until the next mount copies it\n",
                         c->entry, strerror(-r), (int64_t)c->size);
         flock(c->fd, LOCK_UN);
         pthread_mutex_lock(&c->lock);
@@ -616,10 +634,7 @@ int upper_copy_open(upper_copy *c, off_t off, off_t len)
                 return -EIO; /* a copy that failed, or stopped: not there */
         if (!head)
                 return upper_copy_wait(c);
-        pthread_mutex_lock(&c->lock);
-        if (c->tid > 0)
-                setpriority(PRIO_PROCESS, (id_t)c->tid, 0); /* someone waits: not background now */
-        pthread_mutex_unlock(&c->lock);
+        foreground(c);
         _cleanup_free_ char *buf = NULL;
         int r = 0;
         /* (the copy's writes move the file's mtime: the write that follows sets it, and the
@@ -628,13 +643,8 @@ int upper_copy_open(upper_copy *c, off_t off, off_t len)
                 r = copy_chunk(c, k, &buf);
         if (r == 0)
                 r = open_chunks(c, first, last);
-        if (r < 0 && r != -E2BIG) {
-                /* no write follows to set the mtime: the container's back */
-                pthread_mutex_lock(&c->mtime_lock);
-                struct timespec ts[2] = { { 0, UTIME_OMIT }, c->mtime };
-                futimens(c->fd, ts);
-                pthread_mutex_unlock(&c->mtime_lock);
-        }
+        if (r < 0 && r != -E2BIG)
+                put_back_mtime(c); /* no write follows to set it */
         return r == -E2BIG ? upper_copy_wait(c) : r;
 }
 
@@ -642,9 +652,8 @@ int upper_copy_wait(upper_copy *c)
 {
         if (!c)
                 return 0;
+        foreground(c);
         pthread_mutex_lock(&c->lock);
-        if (!c->done && c->tid > 0)
-                setpriority(PRIO_PROCESS, (id_t)c->tid, 0); /* someone waits: not background now */
         while (!c->done)
                 pthread_cond_wait(&c->ended, &c->lock);
         int r = c->err;

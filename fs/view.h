@@ -108,8 +108,8 @@ int view_create(view *v, const struct view_ctx *c, uint64_t parent, const char *
 int view_read_fd(view *v, view_file *f, off_t off, size_t size, int *ret_fd);
 ssize_t view_read(view *v, view_file *f, void *buf, size_t size, off_t off);
 ssize_t view_write(view *v, view_file *f, const void *buf, size_t size, off_t off);
-/* The fd to write size bytes to at off (for the FUSE adapter's buffer copies), or -errno; every fd is
- * followed by view_write_end once written. */
+/* The fd to write size bytes to at off (for the FUSE adapter's buffer copies), or -errno;
+ * every fd is followed by view_write_end once written. */
 int view_write_begin(view_file *f, off_t off, size_t size);
 void view_write_end(view_file *f);
 int view_fsync(view_file *f, bool datasync);
