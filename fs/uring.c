@@ -62,8 +62,9 @@ struct ur_cmd_req { /* in the 80-byte command area of a 128-byte SQE */
 #define THREADS_PER_CPU 4
 #define MAX_CPUS 4096
 /* Room before the payload for the request's header and first argument, so that the request is
- * one buffer for libfuse without copying the payload. */
-#define ROOM 256
+ * one buffer for libfuse without copying the payload; a page, so that the payload is aligned
+ * as reads from a file opened O_DIRECT want it (a READ is read straight into it). */
+#define ROOM 4096
 
 enum { UD_FUSE = 1, UD_STOP = 2 };
 
@@ -384,7 +385,8 @@ ssize_t uring_reply(const struct iovec *iov, int count)
                         fits = false;
                         continue;
                 }
-                memcpy(t->area + ROOM + n, p, len);
+                if (p != t->area + ROOM + n) /* (else written in place: uring_payload) */
+                        memcpy(t->area + ROOM + n, p, len);
                 n += len;
         }
         if (!fits) { /* a reply larger than the kernel's own limit: it gets EIO */
@@ -395,6 +397,12 @@ ssize_t uring_reply(const struct iovec *iov, int count)
         t->hdr.ent.payload_sz = (uint32_t)n;
         t->replied = true;
         return (ssize_t)total;
+}
+
+void *uring_payload(size_t size)
+{
+        struct ur_thread *t = current;
+        return t && t->unique != 0 && !t->replied && size <= t->payload_size ? t->area + ROOM : NULL;
 }
 
 ssize_t uring_reply_splice(int fd, size_t len)

@@ -60,3 +60,7 @@ ssize_t uring_reply(const struct iovec *iov, int count);
  * answering a request that came through io_uring, the bytes are read into its ring entry and
  * the return is len (or -errno); else -1. */
 ssize_t uring_reply_splice(int fd, size_t len);
+/* Where this thread's reply argument of up to size bytes goes when it answers a request that
+ * came through io_uring (its ring entry's payload), else NULL. A reply whose argument was
+ * written there (a READ's data, read straight from the file) is not copied again. */
+void *uring_payload(size_t size);

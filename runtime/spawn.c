@@ -136,8 +136,13 @@ static int file_in_root(int rootfd, const char *path)
 
 /* A link in the image may point a mount target into the container's /proc or /sys (mounted
  * by then): mounting over those could hide masks or read-only paths, as runc learned. */
-static bool on_kernel_fs(int fd)
+static bool on_kernel_fs(int rootfd, int fd)
 {
+        /* on the root's own filesystem (the container's view: attributes the kernel has
+         * cached), it is neither, and asks the daemon nothing (statfs is a round trip each) */
+        struct stat root, st;
+        if (fstat(rootfd, &root) == 0 && fstat(fd, &st) == 0 && st.st_dev == root.st_dev)
+                return false;
         struct statfs sf;
         return fstatfs(fd, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC);
 }
@@ -355,7 +360,7 @@ static void bind_file(struct child *c, int rootfd, const char *src, const char *
         struct stat st;
         if (fstat(t, &st) == 0 && S_ISDIR(st.st_mode))
                 fail(c, 125, "mount %s: it is a directory in the image", target);
-        if (on_kernel_fs(t))
+        if (on_kernel_fs(rootfd, t))
                 fail(c, 125, "mount %s: it leads into /proc or /sys", target);
         int r = mount_fd(src, t, NULL, MS_BIND, NULL);
         if (r < 0)
@@ -376,7 +381,7 @@ static void mount_volumes(struct child *c, int rootfd)
                 _cleanup_close_ int t = S_ISDIR(st.st_mode) ? mkdir_in_root(rootfd, v->ctr, 0755) : file_in_root(rootfd, v->ctr);
                 if (t < 0)
                         fail(c, 125, "volume %s: mount point %s: %s", v->host, v->ctr, strerror(-t));
-                if (on_kernel_fs(t))
+                if (on_kernel_fs(rootfd, t))
                         fail(c, 125, "volume %s: mount point %s is in /proc or /sys", v->host, v->ctr);
                 _cleanup_free_ char *sp = fdpath(src);
                 int r = mount_fd(sp, t, NULL, MS_BIND | MS_REC, NULL);

@@ -3,7 +3,7 @@
 # the suite already runs over it; this one checks that it is really in use and the ways back:
 # requests come through one ring per thread, 4 threads for each CPU's queue (the rings'
 # completion counters in /proc/PID/fdinfo move with the requests); large requests and replies
-# are whole (1 MiB WRITEs, spliced 512 KiB READs); umount stops the threads; and with
+# are whole (1 MiB WRITEs, READs of up to 1 MiB read into the ring entry); umount stops the threads; and with
 # `--no-uring`, or a kernel that refuses io_uring (kernel.io_uring_disabled=2), the daemon uses
 # /dev/fuse alone and works the same.
 . "$(dirname "$0")/lib.sh"
@@ -66,7 +66,7 @@ t_ok "200 new files: their requests came through io_uring ($((after - before)))"
 t_is "  and the files are there" "$(cat "$C/many/f1" "$C/many/f200")" "$(printf '1\n200')"
 
 # large replies: a container file still in the image is read through the daemon, which
-# splices 512 KiB READ replies
+# reads it straight into the ring entry (READs of up to 1 MiB)
 sync && echo 1 >/proc/sys/vm/drop_caches
 before=$(completions "$pid")
 t_ok "a container file still in the image reads whole through the ring" cmp "$C/bin/busybox" "$BB"

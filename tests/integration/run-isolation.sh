@@ -151,6 +151,13 @@ ctfs pull -q "oci:$TMP/layout:v4" >/dev/null
 cin localhost/layout:v4 true
 t_is "an /etc/hosts link into /proc is refused" "$rc" 125
 t_like "... saying why" "$out" "leads into /proc or /sys"
+fx_hostname_sys() { ln -sfn /sys/kernel/uevent_seqnum "$1/etc/hostname"; }
+umoci tag --image "$TMP/layout:v1" v5 >/dev/null
+_fx_bundle_edit "$TMP/layout" v5 "hostname into sys" fx_hostname_sys
+ctfs pull -q "oci:$TMP/layout:v5" >/dev/null
+cin localhost/layout:v5 true
+t_is "an /etc/hostname link into /sys is refused" "$rc" 125
+t_like "... saying why" "$out" "leads into /proc or /sys"
 cin -v "$TMP:/proc/sys/kernel" "$IMG" true
 t_is "a volume over /proc is refused" "$rc" 125
 
