@@ -952,9 +952,9 @@ int daemon_serve(store *s, const char *mountpoint, const struct daemon_options *
         fuse_loop_cfg_set_max_threads(cfg, 64);
         r = fuse_session_loop_mt(se, cfg);
         daemon_log("daemon %d: the session ended (%s), %lu requests came over io_uring, %lu image files were read "
-                   "ahead (%lu of them into the kernel's cache of a container's file)",
+                   "ahead (%lu of them into the kernel's cache of a container's file), %zu container records held",
                    (int)getpid(), r == 0 ? "unmounted or signalled" : strerror(r < 0 ? -r : r), uring_requests(),
-                   (unsigned long)view_prefetched(v), (unsigned long)view_stored(v));
+                   (unsigned long)view_prefetched(v), (unsigned long)view_stored(v), view_containers_held(v));
         fuse_loop_cfg_destroy(cfg);
         watch_stop(&w);
         daemon_unrecord(s);

@@ -70,6 +70,7 @@ struct vcont {
         bool released; /* open_lock: gone for good, its fds given back (cont_release) */
         bool imap_dropped; /* v->lock: its inode numbers forgotten once released */
         bool fresh; /* v->lock: appeared while mounted, not yet opened by view_refresh */
+        uint32_t holds; /* v->lock: nodes that name it, and view_refresh while it opens it */
 };
 
 /*
@@ -489,6 +490,7 @@ static void all_remove(view *v, vnode *n)
 }
 
 static void image_release(view *v, struct vimage *img);
+static void cont_maybe_free(view *v, struct vcont *c);
 
 /* Free a node nobody refers to any more, and the directories that only it kept. Called with
  * v->lock held. A hardlinked file has names in several directories, one of which may hold
@@ -523,7 +525,12 @@ static void node_maybe_free(view *v, vnode *n)
                         }
                         listings_free(n);
                         free(n->name);
+                        struct vcont *c = n->kind == VK_CNODE || n->kind == VK_CLINK ? n->c : NULL;
                         free(n);
+                        if (c) {
+                                c->holds--;
+                                cont_maybe_free(v, c);
+                        }
                 }
                 n = len ? todo[--len] : NULL;
         }
@@ -585,10 +592,12 @@ static vnode *node_get(view *v, enum vkind kind, const void *k1, uint64_t k2, co
         } else if (kind == VK_CNODE) {
                 /* only container roots come here; the other container nodes: cont_entry */
                 n->c = (struct vcont *)k1;
+                n->c->holds++;
                 n->croot = true;
                 n->type = S_IFDIR;
         } else if (kind == VK_CLINK) {
                 n->c = (struct vcont *)k1;
+                n->c->holds++;
         }
         table_insert(v, n);
         all_add(v, n);
@@ -804,6 +813,50 @@ static void dead_free(view *v)
         }
 }
 
+static void cont_free(struct vcont *c)
+{
+        upper_close(c->u);
+        tree_close(c->t);
+        free(c->name);
+        free(c->upper_path);
+        pthread_rwlock_destroy(&c->rw);
+        pthread_mutex_destroy(&c->open_lock);
+        free(c);
+}
+
+/* A removed container that gave back its fds and inode numbers (conts_refresh) and that no
+ * node names any more: forget it, or a daemon that outlives many containers keeps a record
+ * of each and goes through all of them at every change of containers/. Nothing else holds
+ * one: cont_find skips removed containers, the prefetcher knows them by slot (cont_key), and
+ * one that comes back gets a new record anyway (cont_same). v->lock held. */
+static bool cont_unused(struct vcont *c) { return atomic_load(&c->gone) && c->imap_dropped && c->holds == 0; }
+
+static void cont_maybe_free(view *v, struct vcont *c)
+{
+        if (!cont_unused(c))
+                return;
+        for (struct vcont **p = &v->conts; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        cont_free(c);
+                        return;
+                }
+}
+
+/* The prefetcher's key for container c's readers: its slot (never reused within the view),
+ * not its address, which a later container may get once c is freed. Odd: never an image's
+ * (an address). */
+static const void *cont_key(const struct vcont *c) { return (const void *)(uintptr_t)(((uint64_t)c->slot << 1) | 1); }
+
+static struct vcont *cont_of_key(view *v, const void *key)
+{
+        uint32_t slot = (uint32_t)((uintptr_t)key >> 1);
+        for (struct vcont *c = v->conts; c; c = c->next)
+                if (c->slot == slot)
+                        return c;
+        return NULL;
+}
+
 /* The ids of the live containers, sorted: store_list_containers need not read their records
  * again. */
 struct live_ids {
@@ -860,6 +913,15 @@ static void conts_refresh(view *v, bool force)
                                 imap_drop_slot(v, c->slot); /* nothing asks for them any more */
                                 c->imap_dropped = true;
                         }
+                }
+        }
+        for (struct vcont **p = &v->conts; *p;) {
+                struct vcont *c = *p;
+                if (cont_unused(c)) {
+                        *p = c->next;
+                        cont_free(c);
+                } else {
+                        p = &c->next;
                 }
         }
         for (size_t i = 0; i < n; i++) {
@@ -1163,6 +1225,7 @@ static vnode *cont_node(view *v, vnode *parent, const char *name, const struct u
                 n = xcalloc(1, sizeof(*n));
                 n->kind = VK_CNODE;
                 n->c = c;
+                c->holds++;
                 n->ino = ino;
                 n->type = type;
                 n->dmerge = e->merge;
@@ -2014,7 +2077,7 @@ int view_open(view *v, uint64_t id, int flags, view_file **ret, bool *ret_keep_c
                  * the image's own view, one reader per container */
                 tree_ino tino;
                 if (r == 0 && lower && n->c->t && clower_tino(n->c, n->ino, &tino))
-                        prefetch_opened(v->pf, n->c, n->c->t, tino, fd, v->store != NULL);
+                        prefetch_opened(v->pf, cont_key(n->c), n->c->t, tino, fd, v->store != NULL);
                 cont_end(n->c);
                 if (r < 0)
                         return r;
@@ -2757,12 +2820,13 @@ void view_refresh(view *v, void (*gone)(void *ud, uint64_t parent, const char *n
         }
         /* Containers made while mounted are opened now, so that the first lookup of one (ctfs
          * run, or a user's cd right after ctfs create) does not wait for it; those there at
-         * mount time are opened when first used. Never freed while the view lives. */
+         * mount time are opened when first used. Each held meanwhile (cont_maybe_free). */
         struct vcont **fresh = NULL;
         size_t n_fresh = 0;
         for (struct vcont *c = v->conts; c; c = c->next)
                 if (c->fresh && !atomic_load(&c->gone)) {
                         c->fresh = false;
+                        c->holds++;
                         fresh = xrealloc(fresh, (n_fresh + 1) * sizeof(*fresh));
                         fresh[n_fresh++] = c;
                 }
@@ -2777,6 +2841,12 @@ void view_refresh(view *v, void (*gone)(void *ud, uint64_t parent, const char *n
         for (size_t i = 0; i < n_fresh; i++)
                 if (cont_begin(v, fresh[i], false) == 0)
                         cont_end(fresh[i]);
+        pthread_mutex_lock(&v->lock);
+        for (size_t i = 0; i < n_fresh; i++) {
+                fresh[i]->holds--;
+                cont_maybe_free(v, fresh[i]);
+        }
+        pthread_mutex_unlock(&v->lock);
         free(fresh);
 }
 
@@ -2812,6 +2882,16 @@ uint64_t view_prefetched(view *v) { return prefetch_count(v->pf); }
 
 uint64_t view_stored(view *v) { return atomic_load(&v->stored); }
 
+size_t view_containers_held(view *v)
+{
+        pthread_mutex_lock(&v->lock);
+        size_t n = 0;
+        for (struct vcont *c = v->conts; c; c = c->next)
+                n++;
+        pthread_mutex_unlock(&v->lock);
+        return n;
+}
+
 /* A container file still in the image, read ahead (prefetch.h): the kernel reads such files
  * through us, so their data goes into the kernel's cache of the file now, before the reader
  * asks (view_set_store). Only while every name of it still is that image file, with the
@@ -2841,7 +2921,6 @@ static bool still_image_file(struct vcont *c, vnode *n, tree_ino tino, uint64_t 
 static void store_ahead(void *ud, const void *key, tree_ino tino, int fd, uint64_t size)
 {
         view *v = ud;
-        struct vcont *c = (struct vcont *)(uintptr_t)key; /* freed only with the view */
         if (size == 0 || size > STORE_MAX)
                 return;
         /* (the object never changes: read before any lock) */
@@ -2849,7 +2928,10 @@ static void store_ahead(void *ud, const void *key, tree_ino tino, int fd, uint64
         if (pread(fd, buf, size, 0) != (ssize_t)size)
                 return;
         pthread_mutex_lock(&v->lock);
-        vnode *n = v->store_off ? NULL : table_find(v, VK_CNODE, c, ino_clower(c, tino), NULL);
+        /* (the container may be gone, and its record freed, since the reader opened a file:
+         * the node found holds it from here on) */
+        struct vcont *c = v->store_off ? NULL : cont_of_key(v, key);
+        vnode *n = c ? table_find(v, VK_CNODE, c, ino_clower(c, tino), NULL) : NULL;
         if (n && (n->files || n->storing))
                 n = NULL;
         if (n) {
@@ -2943,13 +3025,7 @@ void view_free(view *v)
                 fprintf(stderr, "ctfs: %d copy-up(s) of big files stopped at exit: the next mount finishes them\n", stopped);
         for (struct vcont *c = v->conts, *next; c; c = next) {
                 next = c->next;
-                upper_close(c->u);
-                tree_close(c->t);
-                free(c->name);
-                free(c->upper_path);
-                pthread_rwlock_destroy(&c->rw);
-                pthread_mutex_destroy(&c->open_lock);
-                free(c);
+                cont_free(c);
         }
         for (size_t i = 0; i < v->n_imap_buckets; i++)
                 for (struct imap *m = v->imap[i], *next; m; m = next) {

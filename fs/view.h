@@ -64,6 +64,9 @@ void view_stop_store(view *v);
 void view_stop_prefetch(view *v);
 /* Container files whose data view_set_store's function was given so far. */
 uint64_t view_stored(view *v);
+/* Containers the view keeps a record of: those in the store, and removed ones that the kernel
+ * still knows inodes of (for tests and the daemon's end line). */
+size_t view_containers_held(view *v);
 
 /* -ENOENT fills ret as a negative entry (id 0) with the timeout to cache it for. */
 int view_lookup(view *v, uint64_t parent, const char *name, struct view_entry *ret);

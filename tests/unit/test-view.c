@@ -235,6 +235,84 @@ static void store_ahead_checks(store *s, const char *cid)
         view_release(held);
 }
 
+/* Containers made and removed while the view lives: the view keeps a record of each only while
+ * the kernel knows inodes of it (a daemon that outlives thousands of containers must not keep
+ * them all, nor go through all of them at every change of containers/). */
+static void removed_containers_checks(store *s, const char *image_id)
+{
+        enum { N = 20 };
+        char ids[N][DIGEST_HEX_LEN + 1];
+        uint64_t nodes[N][3];
+        size_t held0 = view_containers_held(v);
+        tree *t = NULL;
+        char path[2048];
+        snprintf(path, sizeof(path), "images/%s/tree", image_id);
+        bool made = tree_open(store_dirfd(s), path, &t) == 0;
+        for (int i = 0; made && i < N; i++) {
+                char seed[64];
+                snprintf(seed, sizeof(seed), "removed container %d", i);
+                fx_id(seed, ids[i]);
+                snprintf(path, sizeof(path), "containers/%.64s", ids[i]);
+                char upath[2048], json[4096];
+                snprintf(upath, sizeof(upath), "%s/containers/%s/upper", store_root(s), ids[i]);
+                snprintf(json, sizeof(json), "{\"id\":\"%s\",\"image\":\"%s\",\"upper\":\"%s\"}", ids[i], image_id, upath);
+                char rec[2200];
+                snprintf(rec, sizeof(rec), "containers/%.64s/config.json", ids[i]);
+                made = util_mkdir_p_at(store_dirfd(s), path, 0700) == 0 && upper_create_dirs(upath, t) == 0 &&
+                       util_write_file_atomic_at(store_dirfd(s), rec, json, strlen(json), 0644) == 0;
+        }
+        tree_close(t);
+        ok(made, "removed containers: 20 made in the store");
+        bool all = true;
+        for (int i = 0; made && i < N; i++) {
+                struct view_entry e;
+                snprintf(path, sizeof(path), "containers/%.64s", ids[i]);
+                nodes[i][0] = walk(path, &e);
+                nodes[i][1] = nodes[i][0] && view_lookup(v, nodes[i][0], "etc", &e) == 0 ? e.id : 0;
+                nodes[i][2] = nodes[i][1] && view_lookup(v, nodes[i][1], "passwd", &e) == 0 ? e.id : 0;
+                view_file *f;
+                bool keep;
+                char buf[64];
+                all = all && nodes[i][2] && view_open(v, nodes[i][2], O_RDONLY, &f, &keep) == 0;
+                if (nodes[i][2] && all) {
+                        all = view_read(v, f, buf, sizeof(buf), 0) > 0;
+                        view_release(f);
+                }
+        }
+        ok(all && view_containers_held(v) == held0 + N, "  each one's root, a dir and a file looked up and read: %zu held",
+           view_containers_held(v));
+        for (int i = 0; made && i < N; i++) {
+                char from[200], to[200];
+                snprintf(from, sizeof(from), "containers/%.64s", ids[i]);
+                snprintf(to, sizeof(to), "tmp/removed-%.64s", ids[i]);
+                made = renameat(store_dirfd(s), from, store_dirfd(s), to) == 0;
+        }
+        view_refresh(v, NULL, NULL);
+        struct stat st;
+        snprintf(path, sizeof(path), "containers/%.64s", ids[0]);
+        ok(made && lstat_v(path, &st) < 0 && view_containers_held(v) == held0 + N,
+           "  removed from the store: gone from containers/, their records kept while the kernel knows their inodes");
+        for (int i = 0; i < N / 2; i++)
+                for (int k = 2; k >= 0; k--)
+                        view_forget(v, nodes[i][k], 1);
+        view_refresh(v, NULL, NULL);
+        ok(view_containers_held(v) == held0 + N - N / 2, "  forgotten by the kernel: half of the records go (%zu held)",
+           view_containers_held(v));
+        /* the others' nodes still answer as removed ones do */
+        double tm;
+        int r = view_getattr(v, nodes[N - 1][2], NULL, &st, &tm);
+        ok(r == -ENOENT, "  a node of one still held answers ENOENT (%d)", r);
+        for (int i = N / 2; i < N; i++)
+                for (int k = 2; k >= 0; k--)
+                        view_forget(v, nodes[i][k], 1);
+        ok(view_containers_held(v) == held0, "  the last forget of a removed container's node lets its record go (%zu held)",
+           view_containers_held(v));
+        for (int i = 0; i < N; i++) {
+                snprintf(path, sizeof(path), "tmp/removed-%.64s", ids[i]);
+                util_rm_rf_at(store_dirfd(s), path);
+        }
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -652,6 +730,7 @@ int main(void)
                 }
         }
 
+        removed_containers_checks(s, id);
         view_free(v);
         store_close(s);
         util_rm_rf_at(AT_FDCWD, tmpl);
