@@ -71,6 +71,12 @@ struct vcont {
         bool imap_dropped; /* v->lock: its inode numbers forgotten once released */
         bool fresh; /* v->lock: appeared while mounted, not yet opened by view_refresh */
         uint32_t holds; /* v->lock: nodes that name it, and view_refresh while it opens it */
+        /* v->lock: the inode number of containers/<name> while it points at this container
+         * under this name: a name that comes back for another container, or another name, is
+         * another inode (the kernel caches a symlink's target with its inode). Numbered when
+         * the name is first seen, so that a daemon outliving many containers keeps no table of
+         * every name it ever listed. */
+        uint64_t clink_ino;
 };
 
 /*
@@ -562,13 +568,6 @@ static uint64_t vname_ino(view *v, enum vkind kind, const char *name)
         return x->ino;
 }
 
-/* The inode number of containers/<name> while it points at c: a name that comes back for another
- * container is another inode (the kernel caches a symlink's target with its inode). */
-static uint64_t clink_ino(view *v, const struct vcont *c, const char *name)
-{
-        _cleanup_free_ char *key = xasprintf("%s/%s", name, c->id); /* names have no '/' */
-        return vname_ino(v, VK_CLINK, key);
-}
 
 /* Find or make a node and count one lookup. Called with v->lock held. */
 static vnode *node_get(view *v, enum vkind kind, const void *k1, uint64_t k2, const char *name, bool *ret_new)
@@ -955,6 +954,8 @@ static void conts_refresh(view *v, bool force)
                 atomic_store(&c->gone, false);
                 c->gone_told = false;
                 c->listed = true;
+                if (name && (!c->name || strcmp(c->name, name) != 0))
+                        c->clink_ino = v->vino_next++;
                 free(c->name);
                 c->name = name;
         }
@@ -1439,7 +1440,7 @@ static int lookup_containers(view *v, const char *name, struct view_entry *ret)
                  * another inode, not the old one with its cached target */
                 n = node_get(v, VK_CLINK, c, 0, name, &is_new);
                 if (is_new)
-                        n->ino = clink_ino(v, c, name);
+                        n->ino = c->clink_ino;
                 pthread_mutex_unlock(&v->lock);
                 double t;
                 node_stat(v, n, &ret->st, &t);
@@ -2410,7 +2411,7 @@ static int dir_build(view *v, vnode *n, struct listing *d)
                                 continue;
                         dir_add(d, c->id, strlen(c->id), ino_clower(c, TREE_ROOT), S_IFDIR);
                         if (c->name)
-                                dir_add(d, c->name, strlen(c->name), clink_ino(v, c, c->name), S_IFLNK);
+                                dir_add(d, c->name, strlen(c->name), c->clink_ino, S_IFLNK);
                 }
                 pthread_mutex_unlock(&v->lock);
                 return 0;

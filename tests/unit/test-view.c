@@ -79,6 +79,26 @@ static bool listed(const char *path, const char *name, mode_t type)
         return found;
 }
 
+/* The inode number the listing of path gives name (0: not listed). */
+static ino_t listed_ino(const char *path, const char *name)
+{
+        uint64_t id = walk(path, NULL);
+        view_dir *d;
+        if (!id || view_opendir(v, id, &d) < 0)
+                return 0;
+        ino_t ino = 0;
+        off_t off = 0, next;
+        const char *nm;
+        struct stat st;
+        while (view_readdir(v, d, off, &nm, &st, &next) == 0) {
+                if (strcmp(nm, name) == 0)
+                        ino = st.st_ino;
+                off = next;
+        }
+        view_releasedir(d);
+        return ino;
+}
+
 /* Up to max names of directory id from position off (skipping "." and ".."), each read with a
  * new handle as the FUSE adapter does without OPENDIR (and at the end, as it does after an empty
  * reply, the snapshot is let go); *off is where the next read begins. */
@@ -238,6 +258,22 @@ static void store_ahead_checks(store *s, const char *cid)
 /* Containers made and removed while the view lives: the view keeps a record of each only while
  * the kernel knows inodes of it (a daemon that outlives thousands of containers must not keep
  * them all, nor go through all of them at every change of containers/). */
+/* A container record of image_id with its upper dir, as ctfs create makes one; name may be NULL. */
+static bool make_container(store *s, const tree *t, const char *image_id, const char *id, const char *name)
+{
+        char path[200], upath[2048], json[4096], rec[200];
+        snprintf(path, sizeof(path), "containers/%.64s", id);
+        snprintf(upath, sizeof(upath), "%s/containers/%.64s/upper", store_root(s), id);
+        snprintf(rec, sizeof(rec), "containers/%.64s/config.json", id);
+        if (name)
+                snprintf(json, sizeof(json), "{\"id\":\"%s\",\"name\":\"%s\",\"image\":\"%s\",\"upper\":\"%s\"}", id, name,
+                         image_id, upath);
+        else
+                snprintf(json, sizeof(json), "{\"id\":\"%s\",\"image\":\"%s\",\"upper\":\"%s\"}", id, image_id, upath);
+        return util_mkdir_p_at(store_dirfd(s), path, 0700) == 0 && upper_create_dirs(upath, t) == 0 &&
+               util_write_file_atomic_at(store_dirfd(s), rec, json, strlen(json), 0644) == 0;
+}
+
 static void removed_containers_checks(store *s, const char *image_id)
 {
         enum { N = 20 };
@@ -252,16 +288,8 @@ static void removed_containers_checks(store *s, const char *image_id)
                 char seed[64];
                 snprintf(seed, sizeof(seed), "removed container %d", i);
                 fx_id(seed, ids[i]);
-                snprintf(path, sizeof(path), "containers/%.64s", ids[i]);
-                char upath[2048], json[4096];
-                snprintf(upath, sizeof(upath), "%s/containers/%s/upper", store_root(s), ids[i]);
-                snprintf(json, sizeof(json), "{\"id\":\"%s\",\"image\":\"%s\",\"upper\":\"%s\"}", ids[i], image_id, upath);
-                char rec[2200];
-                snprintf(rec, sizeof(rec), "containers/%.64s/config.json", ids[i]);
-                made = util_mkdir_p_at(store_dirfd(s), path, 0700) == 0 && upper_create_dirs(upath, t) == 0 &&
-                       util_write_file_atomic_at(store_dirfd(s), rec, json, strlen(json), 0644) == 0;
+                made = make_container(s, t, image_id, ids[i], i == 0 ? "churn" : NULL);
         }
-        tree_close(t);
         ok(made, "removed containers: 20 made in the store");
         bool all = true;
         for (int i = 0; made && i < N; i++) {
@@ -281,6 +309,7 @@ static void removed_containers_checks(store *s, const char *image_id)
         }
         ok(all && view_containers_held(v) == held0 + N, "  each one's root, a dir and a file looked up and read: %zu held",
            view_containers_held(v));
+        ino_t ino_churn0 = listed_ino("containers", "churn");
         for (int i = 0; made && i < N; i++) {
                 char from[200], to[200];
                 snprintf(from, sizeof(from), "containers/%.64s", ids[i]);
@@ -307,6 +336,21 @@ static void removed_containers_checks(store *s, const char *image_id)
                         view_forget(v, nodes[i][k], 1);
         ok(view_containers_held(v) == held0, "  the last forget of a removed container's node lets its record go (%zu held)",
            view_containers_held(v));
+        /* containers/<name>: a lookup gives the inode the listing gives, and the name made again
+         * for another container is another inode (the kernel caches a link's target with it) */
+        char again[DIGEST_HEX_LEN + 1];
+        fx_id("removed container again", again);
+        ok(made && make_container(s, t, image_id, again, "churn"), "the name of a removed container given to a new one");
+        view_refresh(v, NULL, NULL);
+        ino_t ino_list = listed_ino("containers", "churn");
+        ok(lstat_v("containers/churn", &st) == 0 && st.st_ino == ino_list && ino_list != 0,
+           "  containers/<name>: the listing's inode is the lookup's");
+        ok(ino_list != ino_churn0 && ino_churn0 != 0, "  another inode than the removed one's name had");
+        char *target = NULL;
+        ok(view_readlink(v, walk("containers/churn", NULL), &target) == 0 && strcmp(target, again) == 0,
+           "  pointing at the new one");
+        free(target);
+        tree_close(t);
         for (int i = 0; i < N; i++) {
                 snprintf(path, sizeof(path), "tmp/removed-%.64s", ids[i]);
                 util_rm_rf_at(store_dirfd(s), path);
