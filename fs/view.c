@@ -1124,7 +1124,8 @@ static void cont_note(view *v, vnode *n, const struct upper_ent *e)
         if (!e->in_upper || S_ISDIR(e->st.st_mode))
                 return;
         pthread_mutex_lock(&v->lock);
-        if (!imap_find(v, n->c->slot, e->st.st_dev, e->st.st_ino))
+        /* (not for a container removed meanwhile: its numbers are dropped, and would not be again) */
+        if (!n->c->imap_dropped && !imap_find(v, n->c->slot, e->st.st_dev, e->st.st_ino))
                 imap_add(v, n->c->slot, e->st.st_dev, e->st.st_ino, n->ino);
         pthread_mutex_unlock(&v->lock);
 }
