@@ -47,13 +47,31 @@ static enum pt_mode M(struct fuse_file_info *fi) { return (enum pt_mode)(fi->fh 
 /* The open flag of execve(2)'s opens (the kernel's __FMODE_EXEC). */
 #define OPEN_EXEC 040
 
+/* An ELF file's first bytes (a program or a shared library). */
+static bool elf_magic(const void *p, size_t len) { return len >= 4 && memcmp(p, "\177ELF", 4) == 0; }
+
+/* Whether a container file still in the image, whose object is fd, is opened read-only and is
+ * an ELF file (a program or a shared library: what every process of a container maps). */
+static bool elf_read(int fd, int flags)
+{
+        if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+                return false;
+        char magic[4];
+        ssize_t n = pread(fd, magic, sizeof(magic), 0);
+        return n > 0 && elf_magic(magic, (size_t)n);
+}
+
 /*
  * Fill fi for an open of node ino as f (flags: the open's), or return PT_BUSY. The kernel reads
  * and writes f's data itself (passthrough, see passthrough.h) when it is an image file, an
- * upper file, or an image file that a container executes: the kernel refuses to open a file
- * being executed for writing, so no copy-up can come while that lasts. Other container files
- * still in the image stay cached in the kernel and are read through us: a copy-up must be able
- * to move their data to the upper file under open readers. Returns the mode to release.
+ * upper file, or an image file that a container executes or opens read-only as an ELF file
+ * (its programs and the shared libraries they map): the kernel refuses to open a file being
+ * executed for writing, and pt_change_begin() refuses to change one that such readers hold, so
+ * no copy-up can come while they have it, and every container's processes share the object's
+ * page cache (one copy of libc in memory, not one per container), as overlayfs shares the
+ * lower file's. Other container files still in the image stay cached in the kernel and are
+ * read through us: a copy-up must be able to move their data to the upper file under open
+ * readers. Returns the mode to release.
  */
 static enum pt_mode open_mode(fuse_ino_t ino, view_file *f, int flags, bool keep_cache, struct fuse_file_info *fi)
 {
@@ -61,7 +79,7 @@ static enum pt_mode open_mode(fuse_ino_t ino, view_file *f, int flags, bool keep
         int fd = view_file_data(f, &kind);
         enum pt_data data = kind == VIEW_DATA_IMAGE ? PT_IMAGE : kind == VIEW_DATA_LOWER ? PT_LOWER : PT_UPPER;
         /* (a file being copied has holes where the copy has yet to write: reads come to us) */
-        bool want = kind != VIEW_DATA_COPYING && (data != PT_LOWER || (flags & OPEN_EXEC));
+        bool want = kind != VIEW_DATA_COPYING && (data != PT_LOWER || (flags & OPEN_EXEC) || elf_read(fd, flags));
         int32_t backing = 0;
         enum pt_mode m = pt_open(ino, fd, want, data, &backing);
         fi->fh = (uint64_t)(uintptr_t)f | m;
@@ -118,6 +136,8 @@ static void reply_entry(fuse_req_t req, int r, const struct view_entry *ve)
 static void store_data(void *ud, uint64_t id, const void *data, size_t len)
 {
         (void)ud;
+        if (pt_enabled() && elf_magic(data, len))
+                return; /* an ELF file is read through the object's cache (open_mode): unused here */
         struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
         bv.buf[0].mem = (void *)data;
         (void)fuse_lowlevel_notify_store(session, id, 0, &bv, 0);

@@ -51,7 +51,8 @@ bool pt_killpriv(void);
 /* What an open file's data is. */
 enum pt_data {
         PT_IMAGE, /* an image file's object: never changes */
-        PT_LOWER, /* a container file still in the image: a copy-up moves it to the upper dir */
+        PT_LOWER, /* a container file still in the image: a copy-up moves it to the upper dir
+                   * (refused while opens pass through to the image's copy: pt_change_begin) */
         PT_UPPER, /* a container file in the upper dir */
 };
 

@@ -2,9 +2,11 @@
 # FUSE passthrough (Linux 6.9+): which opens the kernel serves from the backing file itself,
 # seen in the daemon's --debug log (no READ or WRITE request reaches the daemon for them), and
 # the rules that keep it correct: container files still in the image are read through the
-# daemon (a copy-up must be able to move them under open readers) unless executed; a file that
-# is executed, and readers that joined it, make data changes fail with ETXTBSY as for any
-# running executable; writes that pass through still clear setuid and security.capability.
+# daemon (a copy-up must be able to move them under open readers) unless executed or ELF files
+# opened read-only (programs and shared libraries, whose page cache every container then
+# shares); a file that is executed, and readers that joined it or hold an ELF file, make data
+# changes fail with ETXTBSY as for any running executable; writes that pass through still clear
+# setuid and security.capability.
 . "$(dirname "$0")/lib.sh"
 require_root
 require_cmd umoci busybox python3
@@ -58,6 +60,11 @@ n=$(requests cat "$C/etc/passwd")
 t_ok "a container file still in the image is read through the daemon" test "$n" -gt 0
 t_is "executing a container file still in the image sends no READ" "$(requests "$C/bin/busybox" true)" 0
 t_is "  nor from the second container" "$(requests "$C2/bin/busybox" true)" 0
+# an ELF file opened read-only (a program, or a shared library ld.so maps) reads the image's
+# object itself: every container shares its page cache
+t_is "reading an ELF container file still in the image sends no READ" "$(requests cat "$C/bin/busybox")" 0
+t_is "  nor from the second container" "$(requests md5sum "$C2/bin/busybox")" 0
+t_is "  and reads the image's bytes" "$(cmp "$C/bin/busybox" "$(command -v busybox)" && echo same)" same
 
 t_ok "create a container file" cp "$TMP/big" "$C/tmp/big"
 t_is "  writing it sent no WRITE" "$(requests cp "$TMP/big" "$C/tmp/big2")" 0
@@ -172,6 +179,43 @@ with open(p, 'rb') as f:
     assert f.read(2) == b'#!'"
 t_is "  the image is unchanged" "$(head -c 4 "$img/bin/busybox" | od -An -c | tr -d ' ')" '177ELF'
 t_is "  and the other container too" "$(head -c 4 "$C/bin/busybox" | od -An -c | tr -d ' ')" '177ELF'
+# an ELF file only opened read-only, as ld.so opens a shared library, holds it the same way: its
+# data may not change in place while that lasts (then it may), and a non-ELF file's may
+id3=$(ctfs create localhost/layout:v1) || bail_out "cannot create a third container"
+C3=$MNT/containers/$id3
+t_ok "an ELF file held open read-only (never executed) refuses in-place changes with ETXTBSY until closed" python3 -c "
+import os, time
+p = '$C3/bin/busybox'
+r = os.open(p, os.O_RDONLY)
+for how in ('open', 'truncating open', 'truncate'):
+    try:
+        if how == 'open':
+            os.open(p, os.O_WRONLY)
+        elif how == 'truncating open':
+            os.open(p, os.O_WRONLY | os.O_TRUNC)
+        else:
+            os.truncate(p, 10)
+        raise SystemExit(how + ' with a reader holding the ELF file succeeded')
+    except OSError as e:
+        assert e.errno == 26, (how, e)
+os.rename(p, '$C3/bin/bb2')       # names may still change: no data does
+os.rename('$C3/bin/bb2', p)
+assert os.pread(r, 4, 0) == b'\x7fELF'
+os.close(r)
+time.sleep(0.2)                   # the kernel sends RELEASE after close returns
+w = os.open(p, os.O_WRONLY)
+os.pwrite(w, b'#!', 0)
+os.close(w)
+with open(p, 'rb') as f:
+    assert f.read(2) == b'#!'
+q = '$C3/etc/passwd'
+r = os.open(q, os.O_RDONLY)
+w = os.open(q, os.O_WRONLY | os.O_APPEND)
+os.write(w, b'more\n')
+os.close(w)
+assert os.pread(r, 1 << 16, 0).endswith(b'more\n'), 'a reader of a non-ELF file did not move to the copy'
+os.close(r)"
+t_is "  the image's busybox is unchanged" "$(head -c 4 "$img/bin/busybox" | od -An -c | tr -d ' ')" '177ELF'
 
 t_ok "umount" ctfs umount "$MNT"
 
