@@ -54,7 +54,7 @@ static bool elf_magic(const void *p, size_t len) { return len >= 4 && memcmp(p, 
  * an ELF file (a program or a shared library: what every process of a container maps). */
 static bool elf_read(int fd, int flags)
 {
-        if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+        if (!pt_enabled() || (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
                 return false;
         char magic[4];
         ssize_t n = pread(fd, magic, sizeof(magic), 0);
@@ -73,7 +73,8 @@ static bool elf_read(int fd, int flags)
  * read through us: a copy-up must be able to move their data to the upper file under open
  * readers. Returns the mode to release.
  */
-static enum pt_mode open_mode(fuse_ino_t ino, view_file *f, int flags, bool keep_cache, struct fuse_file_info *fi)
+static enum pt_mode open_mode(view *v, fuse_ino_t ino, view_file *f, int flags, bool keep_cache,
+                              struct fuse_file_info *fi)
 {
         enum view_data kind;
         int fd = view_file_data(f, &kind);
@@ -82,6 +83,20 @@ static enum pt_mode open_mode(fuse_ino_t ino, view_file *f, int flags, bool keep
         bool want = kind != VIEW_DATA_COPYING && (data != PT_LOWER || (flags & OPEN_EXEC) || elf_read(fd, flags));
         int32_t backing = 0;
         enum pt_mode m = pt_open(ino, fd, want, data, &backing);
+        if (m == PT_PASSTHROUGH && data == PT_LOWER && !view_file_current(v, f)) {
+                /* a copy-up came between view_open and now (pt_change_begin refuses them only
+                 * from now on): this reader must read through us, to move to the copy */
+                pt_close(ino, m);
+                m = pt_open(ino, fd, false, data, &backing);
+                if (m == PT_PASSTHROUGH) {
+                        /* (joined another such reader, which backs off too: refused, as an
+                         * open that would mix the copy with the image's is) */
+                        pt_close(ino, m);
+                        m = PT_BUSY;
+                }
+        }
+        if (m == PT_BUSY)
+                return m;
         fi->fh = (uint64_t)(uintptr_t)f | m;
         /* the kernel refuses keep_cache with passthrough; and an upper file's cached pages
          * may predate writes that passed through */
@@ -342,7 +357,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 fuse_reply_err(req, -r);
                 return;
         }
-        enum pt_mode m = open_mode(ino, f, fi->flags, keep, fi);
+        enum pt_mode m = open_mode(V(req), ino, f, fi->flags, keep, fi);
         if (changes)
                 pt_change_end(ino);
         if (m == PT_BUSY) { /* another open file passes through to the data before a copy-up */
@@ -381,7 +396,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         view *v = V(req);
         /* (a CREATE names a file the kernel did not find: one that appeared since is new,
          * so in the upper dir, and never passes through to the image's copy) */
-        enum pt_mode m = open_mode(ve.id, f, fi->flags, false, fi);
+        enum pt_mode m = open_mode(v, ve.id, f, fi->flags, false, fi);
         if (m == PT_BUSY) {
                 view_release(f);
                 view_forget(v, ve.id, 1);

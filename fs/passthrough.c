@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "uring.h"
@@ -204,6 +205,12 @@ struct pt_node {
 #define PT_BUCKETS 4096
 static struct pt_node *buckets[PT_BUCKETS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* A node's last passthrough open was released (pt_change_begin waits for that a moment). */
+static pthread_cond_t released = PTHREAD_COND_INITIALIZER;
+/* How long a change waits for the RELEASE of passthrough opens of the image's copy: the kernel
+ * sends it in the background after close(2) has returned, maybe to another thread, so a write
+ * right after a read-only open was closed would find it still open. */
+#define RELEASE_WAIT_MS 100
 
 static struct pt_node **slot(uint64_t id)
 {
@@ -320,6 +327,7 @@ void pt_close(uint64_t id, enum pt_mode m)
                 if (m == PT_PASSTHROUGH && n->passthrough && --n->passthrough == 0) {
                         b = n->backing;
                         n->backing = 0;
+                        pthread_cond_broadcast(&released);
                 }
                 if (m == PT_CACHED && n->cached)
                         n->cached--;
@@ -336,11 +344,24 @@ int pt_change_begin(uint64_t id)
         int r = 0;
         pthread_mutex_lock(&lock);
         struct pt_node *n = node_get(id);
-        if (n->passthrough && n->data == PT_LOWER)
-                r = -ETXTBSY;
-        else
-                n->changing++;
-        node_put(id);
+        n->changing++; /* keeps n; and no passthrough to the image's copy starts meanwhile */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += RELEASE_WAIT_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        while (n->passthrough && n->data == PT_LOWER)
+                if (pthread_cond_clockwait(&released, &lock, CLOCK_MONOTONIC, &until) == ETIMEDOUT) {
+                        if (n->passthrough && n->data == PT_LOWER)
+                                r = -ETXTBSY;
+                        break;
+                }
+        if (r < 0) {
+                n->changing--;
+                node_put(id);
+        }
         pthread_mutex_unlock(&lock);
         return r;
 }

@@ -68,7 +68,8 @@ void pt_close(uint64_t id, enum pt_mode m);
 /*
  * Around a change of node id's data that may copy it up (an open for writing or truncating, a
  * truncate): -ETXTBSY while its open files pass through to the image's copy (which the change
- * would leave behind), else 0, and no passthrough to the image's copy starts until
+ * would leave behind; it waits up to 100 ms for them to go, as the kernel releases a closed
+ * file after close(2) returned), else 0, and no passthrough to the image's copy starts until
  * pt_change_end(), which follows every 0.
  */
 int pt_change_begin(uint64_t id);

@@ -2260,6 +2260,19 @@ off_t view_lseek(view_file *f, off_t off, int whence)
         return r < 0 ? -errno : r;
 }
 
+bool view_file_current(view *v, view_file *f)
+{
+        pthread_mutex_lock(&f->lock);
+        bool lower = f->lower && !f->image;
+        uint64_t gen = f->gen;
+        pthread_mutex_unlock(&f->lock);
+        if (!lower || cont_begin(v, f->n->c, false) < 0)
+                return false;
+        bool current = upper_copyup_gen(f->n->c->u) == gen;
+        cont_end(f->n->c);
+        return current;
+}
+
 int view_file_data(view_file *f, enum view_data *ret_kind)
 {
         *ret_kind = f->image                      ? VIEW_DATA_IMAGE

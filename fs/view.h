@@ -124,6 +124,9 @@ void view_release(view_file *f);
  * (COPYING) an upper file whose data is still being copied: not the kernel's to use. */
 enum view_data { VIEW_DATA_IMAGE, VIEW_DATA_LOWER, VIEW_DATA_UPPER, VIEW_DATA_COPYING };
 int view_file_data(view_file *f, enum view_data *ret_kind);
+/* Whether f, a container file opened while still in the image, still is: no copy-up in its
+ * container since it was opened (else, or for other files, false). */
+bool view_file_current(view *v, view_file *f);
 
 /* Directories: positions are opaque cookies > 0; 0 starts. A view_dir is a cursor only: a
  * position from one handle goes on with another (the FUSE adapter lists directories without

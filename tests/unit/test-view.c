@@ -310,6 +310,26 @@ static void removed_containers_checks(store *s, const char *image_id)
         ok(all && view_containers_held(v) == held0 + N, "  each one's root, a dir and a file looked up and read: %zu held",
            view_containers_held(v));
         ino_t ino_churn0 = listed_ino("containers", "churn");
+        /* a file opened while still in the image is current until a copy-up in its container */
+        if (made) {
+                view_file *f, *w = NULL;
+                bool keep;
+                snprintf(path, sizeof(path), "containers/%.64s/etc/shadow", ids[0]);
+                uint64_t sh = walk(path, NULL);
+                bool opened = view_open(v, nodes[0][2], O_RDONLY, &f, &keep) == 0;
+                ok(opened && view_file_current(v, f), "a container file still in the image, just opened: current");
+                ok(sh && view_open(v, sh, O_WRONLY, &w, &keep) == 0, "  another file of the container copied up");
+                if (sh && w)
+                        view_release(w);
+                ok(opened && !view_file_current(v, f), "  then it is not (its reader must come to the daemon)");
+                if (opened)
+                        view_release(f);
+                if (sh) { /* (the walk's lookups: the file, etc, the root) */
+                        view_forget(v, sh, 1);
+                        view_forget(v, nodes[0][1], 1);
+                        view_forget(v, nodes[0][0], 1);
+                }
+        }
         for (int i = 0; made && i < N; i++) {
                 char from[200], to[200];
                 snprintf(from, sizeof(from), "containers/%.64s", ids[i]);
