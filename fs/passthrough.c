@@ -196,6 +196,7 @@ struct pt_node {
         uint32_t cached;      /* open files in PT_CACHED mode */
         uint32_t passthrough; /* open files in PT_PASSTHROUGH mode, all with backing */
         uint32_t changing;    /* data changes under way (pt_change_begin) */
+        uint32_t registering; /* an open registering the backing file (at most one) */
         int32_t backing;
         enum pt_data data;    /* what backing is */
         dev_t dev;
@@ -207,6 +208,8 @@ static struct pt_node *buckets[PT_BUCKETS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* A node's last passthrough open was released (pt_change_begin waits for that a moment). */
 static pthread_cond_t released = PTHREAD_COND_INITIALIZER;
+/* A node's backing file was registered, or failed to (opens that came meanwhile wait for it). */
+static pthread_cond_t registered = PTHREAD_COND_INITIALIZER;
 /* How long a change waits for the RELEASE of passthrough opens of the image's copy: the kernel
  * sends it in the background after close(2) has returned, maybe to another thread, so a write
  * right after a read-only open was closed would find it still open. */
@@ -234,7 +237,7 @@ static void node_put(uint64_t id)
 {
         struct pt_node **p = slot(id);
         struct pt_node *n = *p;
-        if (n && !n->cached && !n->passthrough && !n->changing) {
+        if (n && !n->cached && !n->passthrough && !n->changing && !n->registering) {
                 *p = n->next;
                 free(n);
         }
@@ -284,16 +287,23 @@ enum pt_mode pt_open(uint64_t id, int fd, bool want, enum pt_data data, int32_t 
         bool usable = enabled && fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
                       (data == PT_UPPER || st.st_size > 0); /* empty image files are memfds */
         pthread_mutex_lock(&lock);
-        struct pt_node *n = node_get(id);
+        /* while another open registers the node's backing file, wait and join it: decided in
+         * between, this open would start cached mode and keep the node's opens out of
+         * passthrough for as long as it lives (two processes of a pipeline opening libc at
+         * once) */
+        struct pt_node *n;
+        while ((n = node_get(id))->registering)
+                pthread_cond_wait(&registered, &lock);
         enum pt_mode m = choose(n, &st, usable, want, data);
         if (m == PT_PASSTHROUGH && !n->passthrough) {
-                /* register outside the lock (an ioctl); then look again: another open of the
-                 * node may have started passthrough or cached mode meanwhile */
-                n->changing++; /* keeps n */
+                /* register outside the lock (an ioctl); then look again: a change of the
+                 * node's data may have begun meanwhile */
+                n->registering++; /* keeps n */
                 pthread_mutex_unlock(&lock);
                 int32_t b = backing_open(fd);
                 pthread_mutex_lock(&lock);
-                n->changing--;
+                n->registering--;
+                pthread_cond_broadcast(&registered);
                 m = choose(n, &st, usable && b > 0, want, data);
                 if (m == PT_PASSTHROUGH && !n->passthrough) {
                         n->backing = b;

@@ -222,6 +222,25 @@ os.close(r)"
 t_is "  the image's busybox is unchanged" "$(head -c 4 "$img/bin/busybox" | od -An -c | tr -d ' ')" '177ELF'
 # read, closed, and written at once (patchelf's way): the write does not find the closed reader
 # (the kernel sends the RELEASE after close(2) returned, maybe to another daemon thread)
+# two processes opening one ELF file at the same instant (a pipeline starting: both load libc)
+# both pass through: the second waits for the first's backing file instead of going cached
+id4=$(ctfs create localhost/layout:v1) || bail_out "cannot create a container"
+n=$(requests python3 -c "
+import os, threading
+def pair(p):
+    b = threading.Barrier(2)
+    def one():
+        b.wait()
+        fd = os.open(p, os.O_RDONLY)
+        assert os.read(fd, 4) == b'\x7fELF'
+        b.wait()
+        os.close(fd)
+    ts = [threading.Thread(target=one) for _ in range(2)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+for i in range(1, 101):
+    pair('$MNT/containers/$id4/elf/e%d' % i)")
+t_is "100 ELF files each opened by two threads at once: every open passes through (READs: $n)" "$n" 0
 t_ok "100 ELF files each read and closed, then opened for writing at once: never ETXTBSY" python3 -c "
 import os
 for i in range(1, 101):
