@@ -415,31 +415,27 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
         (void)ino;
+        /* over io_uring: read straight into the ring entry (a splice would add a copy from the
+         * pipe, and libfuse's buffer another) */
         char *dst = uring_payload(size);
+        _cleanup_free_ char *mem = NULL;
+        int fd = -1;
+        if (!dst) {
+                int r = view_read_fd(V(req), F(fi), off, size, &fd);
+                if (r < 0) {
+                        fuse_reply_err(req, -r);
+                        return;
+                }
+                /* partly copied up, partly still the image's (a copy-up under way): read here */
+                if (r > 0)
+                        dst = mem = xmalloc(size);
+        }
         if (dst) {
-                /* over io_uring: read straight into the ring entry (a splice would add a copy
-                 * from the pipe, and libfuse's buffer another) */
                 ssize_t n = view_read(V(req), F(fi), dst, size, off);
                 if (n < 0)
                         fuse_reply_err(req, (int)-n);
                 else
                         fuse_reply_buf(req, dst, (size_t)n);
-                return;
-        }
-        int fd;
-        int r = view_read_fd(V(req), F(fi), off, size, &fd);
-        if (r < 0) {
-                fuse_reply_err(req, -r);
-                return;
-        }
-        if (r > 0) {
-                /* partly copied up, partly still the image's (a copy-up under way) */
-                _cleanup_free_ char *mem = xmalloc(size);
-                ssize_t n = view_read(V(req), F(fi), mem, size, off);
-                if (n < 0)
-                        fuse_reply_err(req, (int)-n);
-                else
-                        fuse_reply_buf(req, mem, (size_t)n);
                 return;
         }
         struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);

@@ -823,23 +823,31 @@ static void cont_free(struct vcont *c)
         free(c);
 }
 
-/* A removed container that gave back its fds and inode numbers (conts_refresh) and that no
- * node names any more: forget it, or a daemon that outlives many containers keeps a record
- * of each and goes through all of them at every change of containers/. Nothing else holds
- * one: cont_find skips removed containers, the prefetcher knows them by slot (cont_key), and
- * one that comes back gets a new record anyway (cont_same). v->lock held. */
 static bool cont_unused(struct vcont *c) { return atomic_load(&c->gone) && c->imap_dropped && c->holds == 0; }
 
-static void cont_maybe_free(view *v, struct vcont *c)
+/* Forget the removed containers that gave back their fds and inode numbers (conts_refresh) and
+ * that no node names any more, or a daemon that outlives many containers keeps a record of
+ * each and goes through all of them at every change of containers/. Nothing else holds one:
+ * cont_find skips removed containers, the prefetcher knows them by slot (cont_key), and one
+ * that comes back gets a new record anyway (cont_same). v->lock held. */
+static void conts_free_unused(view *v)
 {
-        if (!cont_unused(c))
-                return;
-        for (struct vcont **p = &v->conts; *p; p = &(*p)->next)
-                if (*p == c) {
+        for (struct vcont **p = &v->conts; *p;) {
+                struct vcont *c = *p;
+                if (cont_unused(c)) {
                         *p = c->next;
                         cont_free(c);
-                        return;
+                } else {
+                        p = &c->next;
                 }
+        }
+}
+
+/* c lost a hold: forget it if it was the last of a removed container's. v->lock held. */
+static void cont_maybe_free(view *v, struct vcont *c)
+{
+        if (cont_unused(c))
+                conts_free_unused(v);
 }
 
 /* The prefetcher's key for container c's readers: its slot (never reused within the view),
@@ -914,15 +922,7 @@ static void conts_refresh(view *v, bool force)
                         }
                 }
         }
-        for (struct vcont **p = &v->conts; *p;) {
-                struct vcont *c = *p;
-                if (cont_unused(c)) {
-                        *p = c->next;
-                        cont_free(c);
-                } else {
-                        p = &c->next;
-                }
-        }
+        conts_free_unused(v);
         for (size_t i = 0; i < n; i++) {
                 if (cs[i].known)
                         continue; /* live, and its record has not changed */

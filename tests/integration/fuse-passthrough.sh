@@ -146,8 +146,29 @@ t_ok "an unprivileged write to a setuid file still in the image (a copy-up)" nob
 t_is "  clears setuid" "$(stat -c %a "$f")" 777
 
 # --- an executed file's data may not change while it runs or joined readers remain -----------
+# refused(p): every in-place change of p's data fails with ETXTBSY and leaves its size (the
+# kernel's for a file being executed, the daemon's for one readers hold in passthrough)
+cat >"$TMP/refused.py" <<'PYEOF'
+import os
+def refused(p):
+    size = os.stat(p).st_size
+    for how in ('open', 'truncating open', 'truncate'):
+        try:
+            if how == 'open':
+                os.open(p, os.O_WRONLY)
+            elif how == 'truncating open':
+                os.open(p, os.O_WRONLY | os.O_TRUNC)
+            else:
+                os.truncate(p, 10)
+            raise SystemExit(how + ' of ' + p + ' succeeded while it is held')
+        except OSError as e:
+            assert e.errno == 26, (how, e)
+        assert os.stat(p).st_size == size, (how, 'changed the size', os.stat(p).st_size)
+PYEOF
 t_ok "a reader joins a running executable, which then exits" python3 -c "
-import os, subprocess, time
+import os, subprocess, sys, time
+sys.path.insert(0, '$TMP')
+from refused import refused
 p = '$C2/bin/busybox'
 run = subprocess.Popen([p, 'sleep', '1'])
 time.sleep(0.3)
@@ -158,19 +179,7 @@ try:
 except OSError as e:
     assert e.errno == 26, e       # ETXTBSY, from the kernel
 run.wait()
-size = os.stat(p).st_size
-for how in ('open', 'truncating open', 'truncate'):
-    try:
-        if how == 'open':
-            os.open(p, os.O_WRONLY)
-        elif how == 'truncating open':
-            os.open(p, os.O_WRONLY | os.O_TRUNC)
-        else:
-            os.truncate(p, 10)
-        raise SystemExit(how + ' with a joined reader succeeded')
-    except OSError as e:
-        assert e.errno == 26, (how, e)   # ETXTBSY, from the daemon
-    assert os.stat(p).st_size == size, (how, 'changed the size', os.stat(p).st_size)
+refused(p)                        # ETXTBSY, from the daemon: a joined reader holds it
 assert os.pread(r, 4, 0) == b'\x7fELF'
 r2 = os.open(p, os.O_RDONLY)       # other readers and runs still work meanwhile
 assert os.pread(r2, 4, 0) == b'\x7fELF'
@@ -189,20 +198,12 @@ t_is "  and the other container too" "$(head -c 4 "$C/bin/busybox" | od -An -c |
 id3=$(ctfs create localhost/layout:v1) || bail_out "cannot create a third container"
 C3=$MNT/containers/$id3
 t_ok "an ELF file held open read-only (never executed) refuses in-place changes with ETXTBSY until closed" python3 -c "
-import os, time
+import os, sys
+sys.path.insert(0, '$TMP')
+from refused import refused
 p = '$C3/bin/busybox'
 r = os.open(p, os.O_RDONLY)
-for how in ('open', 'truncating open', 'truncate'):
-    try:
-        if how == 'open':
-            os.open(p, os.O_WRONLY)
-        elif how == 'truncating open':
-            os.open(p, os.O_WRONLY | os.O_TRUNC)
-        else:
-            os.truncate(p, 10)
-        raise SystemExit(how + ' with a reader holding the ELF file succeeded')
-    except OSError as e:
-        assert e.errno == 26, (how, e)
+refused(p)
 os.rename(p, '$C3/bin/bb2')       # names may still change: no data does
 os.rename('$C3/bin/bb2', p)
 assert os.pread(r, 4, 0) == b'\x7fELF'
@@ -220,8 +221,6 @@ os.close(w)
 assert os.pread(r, 1 << 16, 0).endswith(b'more\n'), 'a reader of a non-ELF file did not move to the copy'
 os.close(r)"
 t_is "  the image's busybox is unchanged" "$(head -c 4 "$img/bin/busybox" | od -An -c | tr -d ' ')" '177ELF'
-# read, closed, and written at once (patchelf's way): the write does not find the closed reader
-# (the kernel sends the RELEASE after close(2) returned, maybe to another daemon thread)
 # two processes opening one ELF file at the same instant (a pipeline starting: both load libc)
 # both pass through: the second waits for the first's backing file instead of going cached
 id4=$(ctfs create localhost/layout:v1) || bail_out "cannot create a container"
@@ -241,6 +240,8 @@ def pair(p):
 for i in range(1, 101):
     pair('$MNT/containers/$id4/elf/e%d' % i)")
 t_is "100 ELF files each opened by two threads at once: every open passes through (READs: $n)" "$n" 0
+# read, closed, and written at once (patchelf's way): the write does not find the closed reader
+# (the kernel sends the RELEASE after close(2) returned, maybe to another daemon thread)
 t_ok "100 ELF files each read and closed, then opened for writing at once: never ETXTBSY" python3 -c "
 import os
 for i in range(1, 101):

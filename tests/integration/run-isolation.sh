@@ -144,20 +144,22 @@ ctfs pull -q "oci:$TMP/layout:v3" >/dev/null
 cin localhost/layout:v3 sh -c 'readlink /etc/resolv.conf; mount | grep -c " /run/ctfs-test-resolv.conf "'
 t_is "a dangling /etc/resolv.conf link gets its target inside the root" "$out" $'../run/ctfs-test-resolv.conf\n1'
 t_fail "... and nothing on the host" test -e /run/ctfs-test-resolv.conf
-fx_hosts_proc() { ln -sfn /proc/sys/kernel/hostname "$1/etc/hosts"; }
-umoci tag --image "$TMP/layout:v1" v4 >/dev/null
-_fx_bundle_edit "$TMP/layout" v4 "hosts into proc" fx_hosts_proc
-ctfs pull -q "oci:$TMP/layout:v4" >/dev/null
-cin localhost/layout:v4 true
-t_is "an /etc/hosts link into /proc is refused" "$rc" 125
-t_like "... saying why" "$out" "leads into /proc or /sys"
-fx_hostname_sys() { ln -sfn /sys/kernel/uevent_seqnum "$1/etc/hostname"; }
-umoci tag --image "$TMP/layout:v1" v5 >/dev/null
-_fx_bundle_edit "$TMP/layout" v5 "hostname into sys" fx_hostname_sys
-ctfs pull -q "oci:$TMP/layout:v5" >/dev/null
-cin localhost/layout:v5 true
-t_is "an /etc/hostname link into /sys is refused" "$rc" 125
-t_like "... saying why" "$out" "leads into /proc or /sys"
+# link_refused TAG FILE TARGET: an image whose /etc/FILE is a link to TARGET (in /proc or /sys)
+# does not run, and says why
+link_refused() {
+	local top=${3#/}
+	top=${top%%/*}
+	_fx_link() { ln -sfn "$LINK_TARGET" "$1/etc/$LINK_FILE"; }
+	LINK_FILE=$2 LINK_TARGET=$3
+	umoci tag --image "$TMP/layout:v1" "$1" >/dev/null
+	_fx_bundle_edit "$TMP/layout" "$1" "$2 into $top" _fx_link
+	ctfs pull -q "oci:$TMP/layout:$1" >/dev/null
+	cin "localhost/layout:$1" true
+	t_is "an /etc/$2 link into /$top is refused" "$rc" 125
+	t_like "... saying why" "$out" "leads into /proc or /sys"
+}
+link_refused v4 hosts /proc/sys/kernel/hostname
+link_refused v5 hostname /sys/kernel/uevent_seqnum
 cin -v "$TMP:/proc/sys/kernel" "$IMG" true
 t_is "a volume over /proc is refused" "$rc" 125
 
