@@ -17,16 +17,27 @@
 #define WH_PREFIX ".wh."
 #define WH_OPAQUE ".wh..wh..opq"
 
+/* Files of DIRECT_MIN bytes or more are written with O_DIRECT, in DIRECT_BUF pieces: a pull
+ * writes hundreds of MiB that nothing reads soon, and a buffered write of them costs the page
+ * cache's new pages (which, on a VM whose host took back the guest's free memory, is a fault
+ * on the host per page: 0.9 s for 256 MiB against 0.09 s when the pages were used just before;
+ * O_DIRECT: 0.17 s either way, and no CPU). */
+#define DIRECT_MIN (1 << 20)
+#define DIRECT_BUF (1 << 20)
+#define DIRECT_ALIGN 4096
+
 struct ingest {
         store *s;
         int fd;
         int workfd;
         char *work; /* relative to the store root */
-        digest_ctx *blob_hash, *tar_hash;
+        digest_ctx *blob_hash; /* NULL: the caller checks the blob */
+        digest_ctx *tar_hash;
         uint64_t blob_size, tar_size;
         struct archive *raw, *tar;
         char inbuf[1 << 17];
         char midbuf[1 << 17];
+        char *dbuf; /* DIRECT_BUF bytes, aligned: what an O_DIRECT file gets next */
         tbuild *b;
         char **staged; /* hex names of objects staged in work/ */
         uint64_t n_tmp; /* temp file names used in work/ */
@@ -59,7 +70,8 @@ static la_ssize_t raw_read(struct archive *a, void *data, const void **buf)
                         archive_set_error(a, errno, "read layer: %s", strerror(errno));
                         return -1;
                 }
-                digest_update(g->blob_hash, g->inbuf, (size_t)n);
+                if (g->blob_hash)
+                        digest_update(g->blob_hash, g->inbuf, (size_t)n);
                 g->blob_size += (uint64_t)n;
                 *buf = g->inbuf;
                 return n;
@@ -82,18 +94,89 @@ static la_ssize_t tar_read(struct archive *a, void *data, const void **buf)
         return n;
 }
 
+/* Where an entry's data goes: fd, directly (whole aligned pieces from g->dbuf) or not. */
+struct out {
+        int fd;
+        bool direct;
+        size_t fill; /* bytes in g->dbuf, written at off */
+        off_t off;
+};
+
+/* Write g->dbuf's len bytes at o->off. A file system that refuses O_DIRECT writes (EINVAL)
+ * gets them buffered. */
+static int out_flush(struct ingest *g, struct out *o, size_t len)
+{
+        const char *p = g->dbuf;
+        off_t at = o->off;
+        while (len) {
+                ssize_t w = pwrite(o->fd, p, len, at);
+                if (w < 0 && errno == EINVAL && o->direct) {
+                        int fl = fcntl(o->fd, F_GETFL);
+                        if (fl < 0 || fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+                                return -EINVAL;
+                        o->direct = false;
+                        continue;
+                }
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0)
+                        return -errno;
+                p += w;
+                at += w;
+                len -= (size_t)w;
+        }
+        o->off += (off_t)o->fill;
+        o->fill = 0;
+        return 0;
+}
+
+/* Append len bytes at pos; p NULL: a hole (zeros in a direct file, which are never sparse). */
+static int out_put(struct ingest *g, struct out *o, const char *p, size_t len, int64_t pos)
+{
+        if (!o->direct && !p)
+                return 0;
+        while (len) {
+                size_t k;
+                if (o->direct) {
+                        k = len < DIRECT_BUF - o->fill ? len : DIRECT_BUF - o->fill;
+                        if (p)
+                                memcpy(g->dbuf + o->fill, p, k);
+                        else
+                                memset(g->dbuf + o->fill, 0, k);
+                        o->fill += k;
+                        if (o->fill == DIRECT_BUF) {
+                                int r = out_flush(g, o, DIRECT_BUF);
+                                if (r < 0)
+                                        return r;
+                        }
+                } else {
+                        ssize_t w = pwrite(o->fd, p, len, (off_t)pos);
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0)
+                                return -errno;
+                        k = (size_t)w;
+                }
+                if (p)
+                        p += k;
+                pos += (int64_t)k;
+                len -= k;
+        }
+        return 0;
+}
+
 /* Write the entry's data to fd (a new file), hashing it. */
-static int stage_data(struct ingest *g, struct archive_entry *e, const char *path, int fd, int64_t size,
-                      uint8_t ret_digest[DIGEST_LEN])
+static int stage_data(struct ingest *g, const char *path, struct out *o, int64_t size, uint8_t ret_digest[DIGEST_LEN])
 {
         _cleanup_(digest_freep) digest_ctx *h = digest_new();
         static const char zeros[65536];
         int64_t pos = 0;
+        int r;
         for (;;) {
                 const void *buf;
                 size_t len;
                 la_int64_t off;
-                int r = archive_read_data_block(g->tar, &buf, &len, &off);
+                r = archive_read_data_block(g->tar, &buf, &len, &off);
                 if (r == ARCHIVE_EOF)
                         break;
                 if (r < ARCHIVE_WARN) {
@@ -105,34 +188,40 @@ static int stage_data(struct ingest *g, struct archive_entry *e, const char *pat
                         return -EINVAL;
                 }
                 /* A hole in a sparse file: hash the zeros, leave the hole in the object. */
-                while (pos < off) {
+                r = out_put(g, o, NULL, (size_t)(off - pos), pos);
+                while (r == 0 && pos < off) {
                         size_t k = (size_t)(off - pos) < sizeof(zeros) ? (size_t)(off - pos) : sizeof(zeros);
                         digest_update(h, zeros, k);
                         pos += (int64_t)k;
                 }
                 digest_update(h, buf, len);
-                const char *p = buf;
-                size_t left = len;
-                while (left) {
-                        ssize_t w = pwrite(fd, p, left, (off_t)pos);
-                        if (w < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                int err = errno;
-                                set_error(g, "layer entry %s: write: %s", path, strerror(err));
-                                return -err;
-                        }
-                        p += w;
-                        left -= (size_t)w;
-                        pos += w;
+                if (r == 0)
+                        r = out_put(g, o, buf, len, pos);
+                if (r < 0) {
+                        set_error(g, "layer entry %s: write: %s", path, strerror(-r));
+                        return r;
                 }
+                pos += (int64_t)len;
         }
         while (pos < size) {
                 size_t k = (size_t)(size - pos) < sizeof(zeros) ? (size_t)(size - pos) : sizeof(zeros);
                 digest_update(h, zeros, k);
                 pos += (int64_t)k;
         }
-        if (ftruncate(fd, (off_t)size) < 0)
+        /* the last piece, whole blocks (the zeros past the end go with the truncate) */
+        if (o->fill) {
+                size_t len = o->fill;
+                if (o->direct) {
+                        len = (len + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+                        memset(g->dbuf + o->fill, 0, len - o->fill);
+                }
+                r = out_flush(g, o, len);
+                if (r < 0) {
+                        set_error(g, "layer entry %s: write: %s", path, strerror(-r));
+                        return r;
+                }
+        }
+        if (ftruncate(o->fd, (off_t)size) < 0)
                 return -errno;
         digest_final(h, ret_digest);
         return 0;
@@ -148,7 +237,9 @@ static int stage_regular(struct ingest *g, struct archive_entry *e, const char *
         /* Refuse before writing what cannot fit (a sparse file's holes take no space). */
         if (size > (int64_t)1 << 20 && archive_entry_sparse_count(e) == 0) {
                 struct statvfs sv;
-                if (fstatvfs(g->workfd, &sv) == 0 && (uint64_t)size > (uint64_t)sv.f_bavail * sv.f_frsize) {
+                /* (a file system that reports no size at all, as ramfs, is not full) */
+                if (fstatvfs(g->workfd, &sv) == 0 && sv.f_blocks > 0 &&
+                    (uint64_t)size > (uint64_t)sv.f_bavail * sv.f_frsize) {
                         set_error(g, "layer entry %s: no space left on device (%lld bytes, more than the store's "
                                   "free space)", path, (long long)size);
                         return -ENOSPC;
@@ -162,7 +253,13 @@ static int stage_regular(struct ingest *g, struct archive_entry *e, const char *
         _cleanup_close_ int fd = openat(g->workfd, tmpname, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0444);
         if (fd < 0)
                 return -errno;
-        int r = stage_data(g, e, path, fd, size, ret_digest);
+        /* (a file system without O_DIRECT refuses it here: then buffered) */
+        bool direct = size >= DIRECT_MIN && archive_entry_sparse_count(e) == 0 &&
+                      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT) == 0;
+        if (direct && !g->dbuf && posix_memalign((void **)&g->dbuf, DIRECT_ALIGN, DIRECT_BUF) != 0)
+                return -ENOMEM;
+        struct out o = { .fd = fd, .direct = direct };
+        int r = stage_data(g, path, &o, size, ret_digest);
         if (r < 0) {
                 unlinkat(g->workfd, tmpname, 0);
                 return r;
@@ -343,6 +440,7 @@ static void ingest_cleanup(struct ingest *g)
         digest_free(g->blob_hash);
         digest_free(g->tar_hash);
         tbuild_free(g->b);
+        free(g->dbuf);
         for (size_t i = 0; i < g->n_staged; i++)
                 free(g->staged[i]);
         free(g->staged);
@@ -377,7 +475,8 @@ static int drain(struct ingest *g)
                         return -errno;
                 if (n == 0)
                         break;
-                digest_update(g->blob_hash, g->inbuf, (size_t)n);
+                if (g->blob_hash)
+                        digest_update(g->blob_hash, g->inbuf, (size_t)n);
                 g->blob_size += (uint64_t)n;
         }
         return 0;
@@ -403,7 +502,7 @@ int ingest_layer_stage(store *s, int fd, const uint8_t *expected_blob, const uin
         r = store_mkdtemp_locked(s, &g.work, &g.workfd);
         if (r < 0)
                 goto out;
-        g.blob_hash = digest_new();
+        g.blob_hash = expected_blob ? digest_new() : NULL;
         g.tar_hash = digest_new();
         g.b = tbuild_new();
 
@@ -446,7 +545,8 @@ int ingest_layer_stage(store *s, int fd, const uint8_t *expected_blob, const uin
         r = drain(&g);
         if (r < 0)
                 goto out;
-        digest_final(g.blob_hash, g.res.blob_digest);
+        if (g.blob_hash)
+                digest_final(g.blob_hash, g.res.blob_digest);
         digest_final(g.tar_hash, g.res.diffid);
         g.res.blob_size = g.blob_size;
         g.res.tar_size = g.tar_size;

@@ -11,7 +11,7 @@
 #include "tree.h"
 
 struct ingest_result {
-        uint8_t blob_digest[DIGEST_LEN];   /* sha256 of the bytes as read */
+        uint8_t blob_digest[DIGEST_LEN];   /* sha256 of the bytes as read (zeros without expected_blob) */
         uint8_t diffid[DIGEST_LEN];        /* sha256 of the uncompressed tar stream */
         uint64_t blob_size, tar_size;
         uint64_t entries, files, new_objects, new_bytes;
@@ -19,7 +19,8 @@ struct ingest_result {
 
 /*
  * Read a layer from fd to EOF and, when it checks out, publish its objects and
- * layers/<diffid>/index. expected_blob and expected_diffid may be NULL. On failure *ret_error
+ * layers/<diffid>/index. expected_blob and expected_diffid may be NULL (without expected_blob
+ * the blob is not hashed: for a caller that hashes it as it arrives). On failure *ret_error
  * (when given) holds a one-line description and nothing is published.
  */
 int ingest_layer(store *s, int fd, const uint8_t *expected_blob, const uint8_t *expected_diffid,

@@ -1376,7 +1376,7 @@ struct pull_ctx {
 struct ingest_job {
         store *s;
         int fd;
-        const uint8_t *blob, *diffid;
+        const uint8_t *diffid;
         atomic_int r;
         char *err;
         ingest_staged *staged;
@@ -1387,7 +1387,8 @@ static void *ingest_thread(void *p)
         struct ingest_job *j = p;
         struct ingest_result res;
         char *err = NULL;
-        int r = ingest_layer_stage(j->s, j->fd, j->blob, j->diffid, &res, &j->staged, &err);
+        /* (the blob's digest is download_layer's to check: it hashes it as it arrives) */
+        int r = ingest_layer_stage(j->s, j->fd, NULL, j->diffid, &res, &j->staged, &err);
         j->err = err;
         atomic_store(&j->r, r < 0 ? r : 1);
         /* the writer sees EPIPE from now on */
@@ -1402,7 +1403,8 @@ struct layer_dl {
         const struct manifest_desc *d;
         int fd;
         struct ingest_job *job;
-        digest_ctx *hash; /* of every byte that arrived, to tell a corrupt blob from a bad layer */
+        digest_ctx *hash; /* of every byte that arrived: the blob's check, and what tells a corrupt
+                             blob from a bad layer */
         bool discard;     /* ingest gave up: only hash the rest */
 };
 
@@ -1465,7 +1467,7 @@ static int download_layer(struct pull_ctx *c, CURL *h, size_t i, ingest_staged *
                 *ret_error = xasprintf("layer %s: socketpair: %s", ds, strerror(errno));
                 return r;
         }
-        struct ingest_job job = { .s = c->s, .fd = sv[1], .blob = d->digest, .diffid = c->diffids[i] };
+        struct ingest_job job = { .s = c->s, .fd = sv[1], .diffid = c->diffids[i] };
         pthread_t t;
         int e = pthread_create(&t, NULL, ingest_thread, &job);
         if (e != 0) {

@@ -135,8 +135,29 @@ t_like "tampered layer: digest mismatch line" "$(cat "$T_OUT")" \
 t_is "tampered layer: store unchanged" "$(store_listing)" "$before"
 t_ok "tampered layer: no work directory left" tmp_empty
 cp "$TMP/layer.orig" "$(reg_blob_path "$layer")"
+cp "$(reg_blob_path "$config")" "$TMP/config.orig"
 flip_byte "$(reg_blob_path "$config")"
 t_fail "tampered config: the pull fails" ctfs pull "$REG/tamper:v1"
 t_like "tampered config: digest mismatch line" "$(cat "$T_OUT")" \
 	"^ctfs: pull $REG/tamper:v1: digest mismatch for $config: expected $config, got sha256:[0-9a-f]{64}$"
 t_is "tampered config: store unchanged" "$(store_listing)" "$before"
+cp "$TMP/config.orig" "$(reg_blob_path "$config")"
+# The same tar compressed again, padded to the same size (a gzip comment): every entry, the size
+# and the diffid check out, but the blob is not the one the manifest names.
+python3 - "$TMP/layer.orig" "$(reg_blob_path "$layer")" <<-'PY'
+	import gzip, struct, sys, zlib
+	orig = open(sys.argv[1], "rb").read()
+	tar = gzip.decompress(orig)
+	c = zlib.compressobj(9, zlib.DEFLATED, -15)
+	body = c.compress(tar) + c.flush()
+	pad = len(orig) - len(body) - 10 - 8 - 1  # header, trailer, the comment's NUL
+	assert pad >= 0
+	hdr = b"\x1f\x8b\x08\x10" + b"\0" * 4 + b"\x02\xff" + b"c" * pad + b"\0"
+	open(sys.argv[2], "wb").write(hdr + body + struct.pack("<II", zlib.crc32(tar), len(tar) & 0xFFFFFFFF))
+PY
+t_fail "recompressed layer: the pull fails" ctfs pull "$REG/tamper:v1"
+t_like "recompressed layer: digest mismatch line" "$(cat "$T_OUT")" \
+	"^ctfs: pull $REG/tamper:v1: digest mismatch for $layer: expected $layer, got sha256:[0-9a-f]{64}$"
+t_is "recompressed layer: store unchanged" "$(store_listing)" "$before"
+cp "$TMP/layer.orig" "$(reg_blob_path "$layer")"
+t_ok "the untampered image pulls" ctfs pull "$REG/tamper:v1"

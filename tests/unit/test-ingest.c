@@ -7,7 +7,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 
 #include "ingest.h"
@@ -234,11 +238,20 @@ static void test_digests(store *s)
         err = NULL;
         r = ingest_file(s, w.path, NULL, NULL, &res, &err);
         ok(r == 0, "the same layer with no expectations ingests");
-        uint8_t blob[DIGEST_LEN], diffid[DIGEST_LEN];
-        memcpy(blob, res.blob_digest, DIGEST_LEN);
+        uint8_t blob[DIGEST_LEN], diffid[DIGEST_LEN], zero[DIGEST_LEN] = { 0 };
+        ok(!memcmp(res.blob_digest, zero, DIGEST_LEN), "no blob digest without an expected one (not hashed)");
+        char *data;
+        size_t len;
+        util_read_file_at(AT_FDCWD, w.path, 1 << 20, &data, &len);
+        digest_ctx *h = digest_new();
+        digest_update(h, data, len);
+        digest_final(h, blob);
+        digest_free(h);
+        free(data);
         memcpy(diffid, res.diffid, DIGEST_LEN);
         r = ingest_file(s, w.path, blob, diffid, &res, &err);
-        ok(r == 0 && res.new_objects == 0, "and again with the right digests (nothing new)");
+        ok(r == 0 && res.new_objects == 0 && !memcmp(res.blob_digest, blob, DIGEST_LEN),
+           "and again with the right digests (nothing new)");
         free(w.path);
 }
 
@@ -316,6 +329,94 @@ static void test_special(store *s)
         ok(t && tree_resolve(t, "bad-\xff\xfe-name", &i) == 0, "non-UTF-8 name kept byte for byte");
 }
 
+/* Pages of fd in the page cache. */
+static size_t resident_pages(int fd, size_t size)
+{
+        void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+                return SIZE_MAX;
+        size_t n = (size + 4095) / 4096, res = 0;
+        unsigned char *v = xcalloc(n, 1);
+        if (mincore(m, size, v) == 0)
+                for (size_t i = 0; i < n; i++)
+                        res += v[i] & 1;
+        else
+                res = SIZE_MAX;
+        free(v);
+        munmap(m, size);
+        return res;
+}
+
+static void test_large(store *s, const char *root)
+{
+        /* big files go to the object with O_DIRECT in aligned pieces: sizes around the piece
+         * and block borders must come back byte for byte, and under their content's digest */
+        static const size_t sizes[] = { (1 << 20) - 1, 1 << 20, (1 << 20) + 1, (3 << 20) + 1234, 5 << 20, 4096 * 300 + 7 };
+        const size_t n = sizeof(sizes) / sizeof(sizes[0]);
+        struct tw w = tw_new(dir, "large.tar", "gzip");
+        char **data = xcalloc(n, sizeof(char *));
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        for (size_t k = 0; k < n; k++) {
+                data[k] = xmalloc(sizes[k]);
+                for (size_t i = 0; i < sizes[k]; i++) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        data[k][i] = (char)(x >> 56);
+                }
+                struct archive_entry *e = archive_entry_new();
+                _cleanup_free_ char *name = xasprintf("big%zu", k);
+                archive_entry_copy_pathname(e, name);
+                archive_entry_set_mode(e, S_IFREG | 0644);
+                archive_entry_set_size(e, (la_int64_t)sizes[k]);
+                archive_write_header(w.a, e);
+                archive_write_data(w.a, data[k], sizes[k]);
+                archive_entry_free(e);
+        }
+        tw_close(&w);
+        struct ingest_result res;
+        char *err = NULL;
+        int r = ingest_file(s, w.path, NULL, NULL, &res, &err);
+        ok(r == 0 && res.new_objects == n, "layer of %zu big files ingests into a store on %s: %s", n, root,
+           err ? err : "ok");
+        free(err);
+        free(w.path);
+        _cleanup_(tree_closep) tree *t = NULL;
+        store_layer_open_tree(s, res.diffid, &t);
+        struct statfs sf;
+        bool ext4 = statfs(root, &sf) == 0 && sf.f_type == 0xEF53;
+        for (size_t k = 0; k < n; k++) {
+                _cleanup_free_ char *name = xasprintf("big%zu", k);
+                tree_ino i;
+                if (!t || tree_resolve(t, name, &i) < 0) {
+                        ok(false, "%s in the layer", name);
+                        continue;
+                }
+                uint8_t want[DIGEST_LEN];
+                digest_ctx *h = digest_new();
+                digest_update(h, data[k], sizes[k]);
+                digest_final(h, want);
+                digest_free(h);
+                ok(!memcmp(tree_get(t, i)->digest, want, DIGEST_LEN) && tree_get(t, i)->size == sizes[k],
+                   "%zu bytes: the object is named by its content's digest", sizes[k]);
+                int fd = store_object_open(s, tree_get(t, i)->digest);
+                struct stat st;
+                ok(fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size == sizes[k], "%zu bytes: the object's size",
+                   sizes[k]);
+                /* written directly: nothing of it in the page cache until it is read */
+                if (ext4 && sizes[k] >= 1 << 20)
+                        ok(resident_pages(fd, sizes[k]) == 0, "%zu bytes: written past the page cache (%zu pages in it)",
+                           sizes[k], resident_pages(fd, sizes[k]));
+                char *back = xmalloc(sizes[k] + 1);
+                ok(pread(fd, back, sizes[k] + 1, 0) == (ssize_t)sizes[k] && !memcmp(back, data[k], sizes[k]),
+                   "%zu bytes read back", sizes[k]);
+                free(back);
+                if (fd >= 0)
+                        close(fd);
+                free(data[k]);
+        }
+        free(data);
+        ok(tmp_empty(s), "no work left in tmp/");
+}
+
 static void test_hostile(store *s)
 {
         _cleanup_free_ char *before = snapshot(s);
@@ -377,8 +478,20 @@ int main(void)
         test_basic(s);
         test_digests(s);
         test_special(s);
+        test_large(s, root);
         test_hostile(s);
         store_close(s);
+        /* a file system that refuses O_DIRECT (ramfs): big files are written buffered */
+        _cleanup_free_ char *ram = xasprintf("%s/ram", dir);
+        if (geteuid() == 0 && mkdir(ram, 0700) == 0 && mount("ramfs", ram, "ramfs", 0, NULL) == 0) {
+                _cleanup_free_ char *rroot = xasprintf("%s/root", ram);
+                if (store_open(rroot, &s) == 0) {
+                        test_large(s, "ramfs");
+                        store_close(s);
+                }
+                umount2(ram, MNT_DETACH);
+        } else
+                printf("# ramfs: not root or no mount, the buffered fallback is not checked\n");
         util_rm_rf_at(AT_FDCWD, dir);
         return tap_done();
 }
