@@ -132,23 +132,17 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         struct import_result res;
         char *err = NULL;
         int r;
-        if (ref.transport == REF_DOCKER) {
+        if (ref.transport == REF_DOCKER)
                 r = cli_registry_pull(c, &ref, &ro, &res, &err);
-                if (r < 0) {
-                        _cleanup_free_ char *name = reference_to_string(&ref);
-                        err = one_line(err);
-                        int rc = cli_error("pull %s: %s", name, err ? err : strerror(-r));
-                        free(err);
-                        reference_free(&ref);
-                        return rc;
-                }
-        } else {
+        else
                 r = import_pull(s, &ref, &res, &err);
-                if (r < 0) {
-                        int rc = cli_fail(one_line(err), "%s", strerror(-r));
-                        reference_free(&ref);
-                        return rc;
-                }
+        if (r < 0) {
+                _cleanup_free_ char *name = reference_to_string(&ref);
+                err = one_line(err);
+                int rc = cli_error("pull %s: %s", name, err ? err : strerror(-r));
+                free(err);
+                reference_free(&ref);
+                return rc;
         }
         report_import(c, &res, "pull");
         if (c->quiet)

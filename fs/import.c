@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dlib-archive.h"
 #include "image.h"
@@ -152,34 +154,92 @@ out:
         return r;
 }
 
-/* Local layers: files relative to a directory, read one after the other. */
+/* Local layers: files relative to a directory, ingested by up to one thread per CPU (a layer
+ * is one thread's work: decompressing and hashing it is what takes the time). */
+#define LOCAL_PARALLEL_MAX 8
+
 struct local_layers {
         int dirfd;
         const char *const *paths;
 };
 
+struct local_job {
+        const struct local_layers *l;
+        store *s;
+        const size_t *which;
+        size_t n_which;
+        const uint8_t (*diffids)[DIGEST_LEN];
+        ingest_staged **staged;
+        pthread_mutex_t lock;
+        size_t next;
+        int error; /* the first failure's; the others stop taking layers */
+        char *error_msg;
+};
+
+static int local_stage_one(const struct local_job *j, size_t k, char **ret_error)
+{
+        const char *path = j->l->paths[j->which[k]];
+        /* paths are "blobs/sha256/<hex>" (checked against that digest) or a docker-archive
+         * member (checked against the diffid only). */
+        uint8_t blob[DIGEST_LEN];
+        const uint8_t *want_blob = NULL;
+        if (strncmp(path, "blobs/sha256/", 13) == 0 && digest_parse_hex(path + 13, blob) == 0)
+                want_blob = blob;
+        _cleanup_close_ int fd = openat(j->l->dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                int r = -errno;
+                *ret_error = xasprintf("open layer %s: %s", path, strerror(errno));
+                return r;
+        }
+        struct ingest_result ir;
+        return ingest_layer_stage(j->s, fd, want_blob, j->diffids[j->which[k]], &ir, &j->staged[k], ret_error);
+}
+
+static void *local_worker(void *p)
+{
+        struct local_job *j = p;
+        for (;;) {
+                pthread_mutex_lock(&j->lock);
+                size_t k = j->next < j->n_which && !j->error ? j->next++ : SIZE_MAX;
+                pthread_mutex_unlock(&j->lock);
+                if (k == SIZE_MAX)
+                        return NULL;
+                char *err = NULL;
+                int r = local_stage_one(j, k, &err); /* each worker writes its own slots */
+                if (r < 0) {
+                        pthread_mutex_lock(&j->lock);
+                        if (!j->error) {
+                                j->error = r;
+                                j->error_msg = TAKE_PTR(err);
+                        }
+                        pthread_mutex_unlock(&j->lock);
+                }
+                free(err);
+        }
+}
+
 static int local_stage(void *userdata, store *s, const size_t *which, size_t n_which, const uint8_t (*diffids)[DIGEST_LEN],
                        ingest_staged **ret_staged, char **ret_error)
 {
-        const struct local_layers *l = userdata;
-        for (size_t k = 0; k < n_which; k++) {
-                const char *path = l->paths[which[k]];
-                /* paths are "blobs/sha256/<hex>" (checked against that digest) or a
-                 * docker-archive member (checked against the diffid only). */
-                uint8_t blob[DIGEST_LEN];
-                const uint8_t *want_blob = NULL;
-                if (strncmp(path, "blobs/sha256/", 13) == 0 && digest_parse_hex(path + 13, blob) == 0)
-                        want_blob = blob;
-                _cleanup_close_ int fd = openat(l->dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd < 0) {
-                        int r = -errno;
-                        *ret_error = xasprintf("open layer %s: %s", path, strerror(errno));
-                        return r;
-                }
-                struct ingest_result ir;
-                int r = ingest_layer_stage(s, fd, want_blob, diffids[which[k]], &ir, &ret_staged[k], ret_error);
-                if (r < 0)
-                        return r;
+        struct local_job j = { .l = userdata, .s = s, .which = which, .n_which = n_which, .diffids = diffids,
+                               .staged = ret_staged };
+        pthread_mutex_init(&j.lock, NULL);
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t par = cpus < 1 ? 1 : cpus > LOCAL_PARALLEL_MAX ? LOCAL_PARALLEL_MAX : (size_t)cpus;
+        if (par > n_which)
+                par = n_which;
+        pthread_t th[LOCAL_PARALLEL_MAX];
+        size_t started = 0;
+        /* this thread is one of the workers */
+        while (started + 1 < par && pthread_create(&th[started], NULL, local_worker, &j) == 0)
+                started++;
+        local_worker(&j);
+        for (size_t i = 0; i < started; i++)
+                pthread_join(th[i], NULL);
+        pthread_mutex_destroy(&j.lock);
+        if (j.error < 0) {
+                *ret_error = j.error_msg ? j.error_msg : xasprintf("ingest layer: %s", strerror(-j.error));
+                return j.error;
         }
         return 0;
 }

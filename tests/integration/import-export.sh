@@ -64,3 +64,22 @@ before=$(cd "$CTFS_ROOT" && find . -path ./tmp -prune -o -printf '%p %s %T@\n' |
 t_ok "pull again" ctfs pull "oci:$TMP/img:v1"
 after=$(cd "$CTFS_ROOT" && find . -path ./tmp -prune -o -printf '%p %s %T@\n' | sort)
 t_is "pull again: store unchanged" "$after" "$before"
+
+# The layers of a local image are ingested side by side (one thread per CPU): one bad layer
+# among them (its blob replaced by another layer's bytes) fails the pull with that layer's
+# digest, and nothing of the others is published.
+cp -a "$TMP/img" "$TMP/bad"
+mdigest=$(jq -r '.manifests[0].digest' "$TMP/bad/index.json")
+mapfile -t layers < <(jq -r '.layers[].digest' "$TMP/bad/blobs/sha256/${mdigest#sha256:}")
+t_ok "the fixture has 3 layers or more" test "${#layers[@]}" -ge 3
+mid=${layers[1]}
+cp "$TMP/bad/blobs/sha256/${layers[0]#sha256:}" "$TMP/bad/blobs/sha256/${mid#sha256:}"
+use_store bad
+t_fail "pull with a bad middle layer fails" ctfs pull "oci:$TMP/bad:v1"
+t_like "bad middle layer: one line naming its digest" "$(cat "$T_OUT")" \
+	"^ctfs: pull oci:$TMP/bad:v1: digest mismatch for $mid: expected $mid, got sha256:[0-9a-f]{64}$"
+t_is "bad middle layer: no image, layer or object published" \
+	"$(cd "$CTFS_ROOT" && find images layers objects -type f 2>/dev/null | wc -l)" 0
+t_is "bad middle layer: no work directory left" "$(find "$CTFS_ROOT/tmp" -mindepth 1 2>/dev/null | wc -l)" 0
+t_ok "the good image pulls into that store" ctfs pull "oci:$TMP/img:v1"
+check_export bad
