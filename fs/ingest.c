@@ -133,9 +133,9 @@ static int out_flush(struct ingest *g, struct out *o, size_t len)
 /* Append len bytes at pos; p NULL: a hole (zeros in a direct file, which are never sparse). */
 static int out_put(struct ingest *g, struct out *o, const char *p, size_t len, int64_t pos)
 {
-        if (!o->direct && !p)
-                return 0;
         while (len) {
+                if (!o->direct && !p)
+                        return 0; /* (also after a fallback to buffered writes) */
                 size_t k;
                 if (o->direct) {
                         k = len < DIRECT_BUF - o->fill ? len : DIRECT_BUF - o->fill;
@@ -253,11 +253,13 @@ static int stage_regular(struct ingest *g, struct archive_entry *e, const char *
         _cleanup_close_ int fd = openat(g->workfd, tmpname, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0444);
         if (fd < 0)
                 return -errno;
+        bool direct = size >= DIRECT_MIN && archive_entry_sparse_count(e) == 0;
+        if (direct && !g->dbuf && posix_memalign((void **)&g->dbuf, DIRECT_ALIGN, DIRECT_BUF) != 0) {
+                g->dbuf = NULL;
+                direct = false; /* (no aligned buffer: buffered writes need none) */
+        }
         /* (a file system without O_DIRECT refuses it here: then buffered) */
-        bool direct = size >= DIRECT_MIN && archive_entry_sparse_count(e) == 0 &&
-                      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT) == 0;
-        if (direct && !g->dbuf && posix_memalign((void **)&g->dbuf, DIRECT_ALIGN, DIRECT_BUF) != 0)
-                return -ENOMEM;
+        direct = direct && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT) == 0;
         struct out o = { .fd = fd, .direct = direct };
         int r = stage_data(g, path, &o, size, ret_digest);
         if (r < 0) {
