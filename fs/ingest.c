@@ -165,11 +165,18 @@ static int out_put(struct ingest *g, struct out *o, const char *p, size_t len, i
         return 0;
 }
 
+/* Hash n zero bytes (a hole's). */
+static void hash_zeros(digest_ctx *h, int64_t n)
+{
+        static const char zeros[65536];
+        for (; n > 0; n -= (int64_t)sizeof(zeros))
+                digest_update(h, zeros, n < (int64_t)sizeof(zeros) ? (size_t)n : sizeof(zeros));
+}
+
 /* Write the entry's data to fd (a new file), hashing it. */
 static int stage_data(struct ingest *g, const char *path, struct out *o, int64_t size, uint8_t ret_digest[DIGEST_LEN])
 {
         _cleanup_(digest_freep) digest_ctx *h = digest_new();
-        static const char zeros[65536];
         int64_t pos = 0;
         int r;
         for (;;) {
@@ -189,25 +196,17 @@ static int stage_data(struct ingest *g, const char *path, struct out *o, int64_t
                 }
                 /* A hole in a sparse file: hash the zeros, leave the hole in the object. */
                 r = out_put(g, o, NULL, (size_t)(off - pos), pos);
-                while (r == 0 && pos < off) {
-                        size_t k = (size_t)(off - pos) < sizeof(zeros) ? (size_t)(off - pos) : sizeof(zeros);
-                        digest_update(h, zeros, k);
-                        pos += (int64_t)k;
-                }
+                hash_zeros(h, off - pos);
                 digest_update(h, buf, len);
                 if (r == 0)
-                        r = out_put(g, o, buf, len, pos);
+                        r = out_put(g, o, buf, len, off);
                 if (r < 0) {
                         set_error(g, "layer entry %s: write: %s", path, strerror(-r));
                         return r;
                 }
-                pos += (int64_t)len;
+                pos = off + (int64_t)len;
         }
-        while (pos < size) {
-                size_t k = (size_t)(size - pos) < sizeof(zeros) ? (size_t)(size - pos) : sizeof(zeros);
-                digest_update(h, zeros, k);
-                pos += (int64_t)k;
-        }
+        hash_zeros(h, size - pos);
         /* the last piece, whole blocks (the zeros past the end go with the truncate) */
         if (o->fill) {
                 size_t len = o->fill;

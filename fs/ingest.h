@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Layer ingest: one pass over a layer blob (gzip, zstd or plain tar, detected from the data)
- * that hashes the blob and its uncompressed stream, files every regular file's bytes as an
- * object and builds the layer index. Nothing is published until both digests check out. */
+ * that hashes the blob (unless its caller does) and its uncompressed stream, files every regular
+ * file's bytes as an object (big ones with O_DIRECT) and builds the layer index. Nothing is
+ * published until both digests check out. */
 #pragma once
 
 #include <stdint.h>

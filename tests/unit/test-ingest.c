@@ -308,6 +308,20 @@ static void test_special(store *s)
         store_layer_open_tree(s, res.diffid, &t);
         tree_ino i;
         ok(t && tree_resolve(t, "sparse", &i) == 0 && tree_get(t, i)->size == 1 << 20, "sparse file keeps its size");
+        {
+                /* named by the digest of its whole content, holes as zeros */
+                char *whole = xcalloc(1, 1 << 20);
+                memcpy(whole + 4096, "hello", 5);
+                memcpy(whole + (1 << 20) - 5, "final", 5);
+                uint8_t want[DIGEST_LEN];
+                digest_ctx *h = digest_new();
+                digest_update(h, whole, 1 << 20);
+                digest_final(h, want);
+                digest_free(h);
+                free(whole);
+                ok(t && tree_resolve(t, "sparse", &i) == 0 && !memcmp(tree_get(t, i)->digest, want, DIGEST_LEN),
+                   "sparse file: named by the digest of its content, holes as zeros");
+        }
         if (t && tree_resolve(t, "sparse", &i) == 0) {
                 int fd = store_object_open(s, tree_get(t, i)->digest);
                 char buf[16] = { 0 }, zero[5] = { 0 };
