@@ -25,7 +25,12 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(char *msg, const char *fallback_fmt, ...) __attribute__((format(printf, 2, 3)));
 store *cli_store(struct cli *c);
 const struct command *cli_find(const char *name);
+/* A command's wrong arguments: the flag cli_getopt() could not take ("unknown flag: --x"), else
+ * the usage line. */
 int cli_usage_error(const char *cmd);
+/* getopt_long() for commands (argv[0] is the command), remembering the flag it refused. */
+struct option;
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 
 /* Output helpers */
 void fmt_size(uint64_t bytes, char *out, size_t len);  /* docker style: 4.26MB */

@@ -18,7 +18,7 @@ int cmd_check(struct cli *c, int argc, char **argv)
         static const struct option opts[] = { { "repair", no_argument, NULL, 'r' }, {} };
         bool repair = false;
         int o;
-        while ((o = getopt_long(argc, argv, "", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "", opts)) >= 0)
                 if (o == 'r')
                         repair = true;
                 else

@@ -143,15 +143,29 @@ enum {
         OPT_INIT,
 };
 
+/* A boolean flag: --flag, --flag=true or --flag=false (docker takes them all). */
+static bool flag_value(const char *cmd, const char *name, bool *ret)
+{
+        if (!optarg || !strcmp(optarg, "true") || !strcmp(optarg, "1"))
+                *ret = true;
+        else if (!strcmp(optarg, "false") || !strcmp(optarg, "0"))
+                *ret = false;
+        else {
+                cli_error("%s: invalid value for --%s: %s (true or false)", cmd, name, optarg);
+                return false;
+        }
+        return true;
+}
+
 /* Parse create/run options; returns 0, or the exit status after reporting. */
 static int parse_create(const char *cmd, int argc, char **argv, struct create_opts *o)
 {
         static const struct option opts[] = {
                 { "name", required_argument, NULL, OPT_NAME },
-                { "rm", no_argument, NULL, OPT_RM },
-                { "detach", no_argument, NULL, 'd' },
-                { "interactive", no_argument, NULL, 'i' },
-                { "tty", no_argument, NULL, 't' },
+                { "rm", optional_argument, NULL, OPT_RM },
+                { "detach", optional_argument, NULL, 'd' },
+                { "interactive", optional_argument, NULL, 'i' },
+                { "tty", optional_argument, NULL, 't' },
                 { "env", required_argument, NULL, 'e' },
                 { "env-file", required_argument, NULL, OPT_ENV_FILE },
                 { "workdir", required_argument, NULL, 'w' },
@@ -163,35 +177,39 @@ static int parse_create(const char *cmd, int argc, char **argv, struct create_op
                 { "memory", required_argument, NULL, 'm' },
                 { "pids-limit", required_argument, NULL, OPT_PIDS },
                 { "cpus", required_argument, NULL, OPT_CPUS },
-                { "read-only", no_argument, NULL, OPT_READ_ONLY },
+                { "read-only", optional_argument, NULL, OPT_READ_ONLY },
                 { "volume", required_argument, NULL, 'v' },
                 { "cap-add", required_argument, NULL, OPT_CAP_ADD },
                 { "cap-drop", required_argument, NULL, OPT_CAP_DROP },
                 { "security-opt", required_argument, NULL, OPT_SECURITY_OPT },
-                { "privileged", no_argument, NULL, OPT_PRIVILEGED },
-                { "init", no_argument, NULL, OPT_INIT },
+                { "privileged", optional_argument, NULL, OPT_PRIVILEGED },
+                { "init", optional_argument, NULL, OPT_INIT },
                 {},
         };
         struct container_config *cfg = &o->cfg;
         int opt;
         char *err = NULL;
-        while ((opt = getopt_long(argc, argv, "+dite:w:u:h:m:v:", opts, NULL)) >= 0) {
+        while ((opt = cli_getopt(argc, argv, "+dite:w:u:h:m:v:", opts)) >= 0) {
                 switch (opt) {
                 case OPT_NAME:
                         free(cfg->name);
                         cfg->name = xstrdup(optarg);
                         break;
                 case OPT_RM:
-                        cfg->auto_remove = true;
+                        if (!flag_value(cmd, "rm", &cfg->auto_remove))
+                                return EXIT_CTFS;
                         break;
                 case 'd':
-                        o->detach = true;
+                        if (!flag_value(cmd, "detach", &o->detach))
+                                return EXIT_CTFS;
                         break;
                 case 'i':
-                        o->interactive = true;
+                        if (!flag_value(cmd, "interactive", &o->interactive))
+                                return EXIT_CTFS;
                         break;
                 case 't':
-                        cfg->tty = true;
+                        if (!flag_value(cmd, "tty", &cfg->tty))
+                                return EXIT_CTFS;
                         break;
                 case 'e': {
                         char **tmp = NULL;
@@ -270,7 +288,8 @@ static int parse_create(const char *cmd, int argc, char **argv, struct create_op
                         }
                         break;
                 case OPT_READ_ONLY:
-                        cfg->read_only = true;
+                        if (!flag_value(cmd, "read-only", &cfg->read_only))
+                                return EXIT_CTFS;
                         break;
                 case 'v': {
                         struct container_volume v;
@@ -315,10 +334,12 @@ static int parse_create(const char *cmd, int argc, char **argv, struct create_op
                         }
                         break;
                 case OPT_PRIVILEGED:
-                        cfg->privileged = true;
+                        if (!flag_value(cmd, "privileged", &cfg->privileged))
+                                return EXIT_CTFS;
                         break;
                 case OPT_INIT:
-                        cfg->init = true;
+                        if (!flag_value(cmd, "init", &cfg->init))
+                                return EXIT_CTFS;
                         break;
                 default:
                         cli_usage_error(cmd);
@@ -450,7 +471,7 @@ int cmd_start(struct cli *c, int argc, char **argv)
                                               { "interactive", no_argument, NULL, 'i' }, {} };
         bool attach = false, interactive = false;
         int o;
-        while ((o = getopt_long(argc, argv, "ai", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "ai", opts)) >= 0)
                 if (o == 'a')
                         attach = true;
                 else if (o == 'i')
@@ -536,7 +557,7 @@ int cmd_stop(struct cli *c, int argc, char **argv)
         static const struct option opts[] = { { "time", required_argument, NULL, 't' },
                                               { "timeout", required_argument, NULL, 't' }, {} };
         int timeout = 10, o;
-        while ((o = getopt_long(argc, argv, "t:", opts, NULL)) >= 0) {
+        while ((o = cli_getopt(argc, argv, "t:", opts)) >= 0) {
                 if (o != 't')
                         return cli_usage_error("stop");
                 char *end;
@@ -558,7 +579,7 @@ int cmd_kill(struct cli *c, int argc, char **argv)
 {
         static const struct option opts[] = { { "signal", required_argument, NULL, 's' }, {} };
         int sig = SIGKILL, o;
-        while ((o = getopt_long(argc, argv, "s:", opts, NULL)) >= 0) {
+        while ((o = cli_getopt(argc, argv, "s:", opts)) >= 0) {
                 if (o != 's')
                         return cli_usage_error("kill");
                 sig = spec_parse_signal(optarg);
@@ -580,7 +601,7 @@ int cmd_rm(struct cli *c, int argc, char **argv)
         static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, {} };
         bool force = false;
         int o;
-        while ((o = getopt_long(argc, argv, "f", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "f", opts)) >= 0)
                 if (o == 'f')
                         force = true;
                 else
@@ -611,6 +632,10 @@ int cmd_wait(struct cli *c, int argc, char **argv)
                 }
                 int code = 0;
                 int r = run_wait(s, id, &code);
+                if (r == -ENOENT) {
+                        rc = cli_error("wait: no such container: %s", argv[i]);
+                        continue;
+                }
                 if (r < 0) {
                         rc = cli_error("wait %s: %s", argv[i], strerror(-r));
                         continue;
@@ -626,7 +651,7 @@ int cmd_logs(struct cli *c, int argc, char **argv)
         static const struct option opts[] = { { "follow", no_argument, NULL, 'f' }, {} };
         bool follow = false;
         int o;
-        while ((o = getopt_long(argc, argv, "f", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "f", opts)) >= 0)
                 if (o == 'f')
                         follow = true;
                 else
@@ -659,7 +684,7 @@ int cmd_exec(struct cli *c, int argc, char **argv)
         char **env = NULL;
         size_t n_env = 0;
         int o;
-        while ((o = getopt_long(argc, argv, "+ite:w:u:", opts, NULL)) >= 0) {
+        while ((o = cli_getopt(argc, argv, "+ite:w:u:", opts)) >= 0) {
                 switch (o) {
                 case 'i':
                         eo.interactive = true;
@@ -773,7 +798,7 @@ int cmd_ps(struct cli *c, int argc, char **argv)
         };
         bool all = false, quiet = false, notrunc = false;
         int o;
-        while ((o = getopt_long(argc, argv, "aq", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "aq", opts)) >= 0)
                 if (o == 'a')
                         all = true;
                 else if (o == 'q')

@@ -80,7 +80,7 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         const char *creds = NULL;
         int o;
         opterr = 0; /* the one-line usage error replaces getopt's own message */
-        while ((o = getopt_long(argc, argv, "q", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "q", opts)) >= 0)
                 switch (o) {
                 case 'q':
                         c->quiet = true;
@@ -160,7 +160,7 @@ int cmd_load(struct cli *c, int argc, char **argv)
         const char *input = NULL;
         int o;
         opterr = 0; /* the one-line usage error replaces getopt's own message */
-        while ((o = getopt_long(argc, argv, "i:q", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "i:q", opts)) >= 0)
                 if (o == 'i')
                         input = optarg;
                 else if (o == 'q')
@@ -226,7 +226,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
         bool quiet = false, digests = false, json = false, notrunc = false;
         int o;
         opterr = 0; /* the one-line usage error replaces getopt's own message */
-        while ((o = getopt_long(argc, argv, "qa", opts, NULL)) >= 0) {
+        while ((o = cli_getopt(argc, argv, "qa", opts)) >= 0) {
                 switch (o) {
                 case 'q':
                         quiet = true;
@@ -340,7 +340,7 @@ int cmd_rmi(struct cli *c, int argc, char **argv)
         bool force = false;
         int o;
         opterr = 0; /* the one-line usage error replaces getopt's own message */
-        while ((o = getopt_long(argc, argv, "f", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "f", opts)) >= 0)
                 if (o == 'f')
                         force = true;
                 else
@@ -512,7 +512,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
         const char *output = NULL;
         int o;
         opterr = 0; /* the one-line usage error replaces getopt's own message */
-        while ((o = getopt_long(argc, argv, "o:", opts, NULL)) >= 0)
+        while ((o = cli_getopt(argc, argv, "o:", opts)) >= 0)
                 if (o == 'o')
                         output = optarg;
                 else

@@ -205,7 +205,7 @@ int cmd_login(struct cli *c, int argc, char **argv)
         const char *user = NULL, *pass = NULL, *authfile = NULL;
         bool pass_stdin = false;
         int opt;
-        while ((opt = getopt_long(argc, argv, "u:p:", opts, NULL)) >= 0)
+        while ((opt = cli_getopt(argc, argv, "u:p:", opts)) >= 0)
                 switch (opt) {
                 case 'u': user = optarg; break;
                 case 'p': pass = optarg; break;
@@ -282,7 +282,7 @@ int cmd_logout(struct cli *c, int argc, char **argv)
         const char *authfile = NULL;
         bool all = false;
         int opt;
-        while ((opt = getopt_long(argc, argv, "a", opts, NULL)) >= 0)
+        while ((opt = cli_getopt(argc, argv, "a", opts)) >= 0)
                 switch (opt) {
                 case 'A': authfile = optarg; break;
                 case 'a': all = true; break;

@@ -28,7 +28,7 @@ static const struct command commands[] = {
         { "prune", cmd_prune, "prune", "remove unnamed images, and layers and objects no image uses" },
         { "mount", cmd_mount, "mount [-f] [--debug] [--no-uring] [DIR]",
           "serve every image and container under DIR (else $CTFS_MNT, else <root>/mnt)" },
-        { "umount", cmd_umount, "umount [DIR]", "stop the daemon and unmount" },
+        { "umount", cmd_umount, "umount [-f|--force] [DIR]", "stop the daemon and unmount (-f: even with containers running)" },
         { "check", cmd_check, "check [--repair]",
           "verify every object, layer, image, name and container record; --repair removes what is broken" },
         { "system", cmd_system, "system df", "show store usage: shared and unique bytes" },
@@ -92,8 +92,34 @@ int cli_fail(char *msg, const char *fallback_fmt, ...)
         return 1;
 }
 
+static char bad_flag[128];
+static const char *bad_flag_why; /* what is wrong with it */
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+        int r = getopt_long(argc, argv, shortopts, longopts, NULL);
+        if (r != '?' && r != ':')
+                return r;
+        /* optopt: the short option (or a long one's value) it refused, 0 for an unknown long one */
+        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+        if (strncmp(arg, "--", 2) == 0) {
+                snprintf(bad_flag, sizeof(bad_flag), "%.*s", (int)strcspn(arg, "="), arg);
+                bad_flag_why = optopt == 0 ? "unknown flag" : strchr(arg, '=') ? "flag takes no value" : "flag needs an argument";
+        } else {
+                bool known = optopt > 0 && optopt < 256 && strchr(shortopts, optopt);
+                snprintf(bad_flag, sizeof(bad_flag), "-%c", optopt > 0 && optopt < 256 ? optopt : '?');
+                bad_flag_why = known ? "flag needs an argument" : "unknown flag";
+        }
+        return r;
+}
+
 int cli_usage_error(const char *cmd)
 {
+        if (bad_flag[0]) {
+                int r = cli_error("%s: %s: %s (see ctfs %s --help)", cmd, bad_flag_why, bad_flag, cmd);
+                bad_flag[0] = '\0';
+                return r;
+        }
         const struct command *c = cli_find(cmd);
         return cli_error("usage: ctfs %s", c ? c->usage : cmd);
 }
@@ -193,6 +219,10 @@ int main(int argc, char **argv)
         argv += optind;
         argc -= optind;
         optind = 0; /* commands parse their own options with getopt again */
+        if (argc >= 2 && !strcmp(argv[1], "--help")) {
+                printf("usage: ctfs %s\n\n%s\n", cmd->usage, cmd->summary);
+                return 0;
+        }
         int r = cmd->run(&c, argc, argv);
         if (c.store)
                 store_close(c.store);

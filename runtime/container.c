@@ -617,6 +617,62 @@ int container_state_save(store *s, const char *id, const struct container_state 
         return r;
 }
 
+bool container_exists(store *s, const char *id)
+{
+        _cleanup_free_ char *rel = xasprintf("containers/%s", id);
+        return faccessat(store_dirfd(s), rel, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int container_exit_keep(store *s, const char *id, int code)
+{
+        int dfd = store_dirfd(s);
+        if (mkdirat(dfd, "exits", 0700) < 0 && errno != EEXIST)
+                return -errno;
+        _cleanup_close_ int efd = openat(dfd, "exits", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (efd < 0)
+                return -errno;
+        /* the old ones first */
+        int scan = dup(efd);
+        DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
+        if (!d && scan >= 0)
+                close(scan);
+        time_t now = time(NULL);
+        for (struct dirent *de; d && (de = readdir(d));) {
+                struct stat st;
+                if (de->d_name[0] != '.' && fstatat(efd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    st.st_mtime + CONTAINER_EXIT_KEEP_S < now)
+                        unlinkat(efd, de->d_name, 0);
+        }
+        if (d)
+                closedir(d);
+        _cleanup_free_ char *tmp = xasprintf(".%s", id);
+        _cleanup_free_ char *text = xasprintf("%d\n", code);
+        _cleanup_close_ int fd = openat(efd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        if (util_write_all(fd, text, strlen(text)) < 0 || renameat(efd, tmp, efd, id) < 0) {
+                int r = -errno;
+                unlinkat(efd, tmp, 0);
+                return r;
+        }
+        return 0;
+}
+
+int container_exit_kept(store *s, const char *id, int *ret_code)
+{
+        _cleanup_free_ char *rel = xasprintf("exits/%s", id);
+        _cleanup_free_ char *data = NULL;
+        int r = util_read_file_at(store_dirfd(s), rel, 64, &data, NULL);
+        if (r < 0)
+                return r;
+        char *end;
+        long v = strtol(data, &end, 10);
+        if (end == data || v < 0 || v > 255)
+                return -EINVAL;
+        *ret_code = (int)v;
+        return 0;
+}
+
 int container_remove(store *s, const char *id)
 {
         int dfd = store_dirfd(s);

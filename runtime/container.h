@@ -112,6 +112,15 @@ void container_ids_free(char **ids, size_t n);
 
 /* Remove the record, upper dir and everything else of a container that is not running. */
 int container_remove(store *s, const char *id);
+/* Whether containers/<id> is there. */
+bool container_exists(store *s, const char *id);
+
+/* The exit code of a container removed as it ended (--rm), kept for `wait` in exits/<id> for
+ * CONTAINER_EXIT_KEEP_S seconds (older ones go when another is kept). */
+#define CONTAINER_EXIT_KEEP_S 600
+int container_exit_keep(store *s, const char *id, int code);
+/* -ENOENT: none kept. */
+int container_exit_kept(store *s, const char *id, int *ret_code);
 
 /* The JSON of config.json / state.json (for inspect), new references. */
 struct json_object;

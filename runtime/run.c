@@ -292,8 +292,10 @@ static int monitor_run(struct monitor *m, char **ret_error)
         cgroup_free(cg);
         sigprocmask(SIG_SETMASK, &old, NULL);
         record_exit(m, &st, code, oom, NULL);
-        if (cfg->auto_remove)
+        if (cfg->auto_remove) {
+                container_exit_keep(m->s, cfg->id, code); /* for a `wait` that comes too late */
                 container_remove(m->s, cfg->id);
+        }
         return code;
 fail:
         if (cg) {
@@ -302,8 +304,10 @@ fail:
         }
         record_exit(m, NULL, code, false, *ret_error);
         notify(m, code, *ret_error);
-        if (cfg->auto_remove)
+        if (cfg->auto_remove) {
+                container_exit_keep(m->s, cfg->id, code);
                 container_remove(m->s, cfg->id);
+        }
         return code;
 }
 
@@ -643,9 +647,11 @@ int run_wait(store *s, const char *id, int *ret_exit_code)
         int r = wait_recorded(s, id, -1, &st);
         if (r < 0)
                 return r;
+        bool gone = st.status == CONTAINER_CREATED && !container_exists(s, id);
         *ret_exit_code = st.status == CONTAINER_CREATED ? 0 : st.exit_code;
         container_state_free(&st);
-        return 0;
+        /* removed as it ended (--rm): its exit code was kept for us */
+        return gone ? container_exit_kept(s, id, ret_exit_code) : 0;
 }
 
 int run_remove(store *s, const char *id, bool force)

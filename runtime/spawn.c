@@ -456,12 +456,25 @@ static void setup_rootfs(struct child *c, bool cgroupns)
 
 /* ---- the process ---- */
 
+/* Why a path could not be looked at, when the reason is not that it is absent: a root whose
+ * filesystem went away (its store unmounted under a running container) says so. */
+static _Noreturn void fail_stat(struct child *c, const char *name, const char *path, int err)
+{
+        if (err == ENOTCONN)
+                fail(c, 126, "exec: \"%s\": stat %s: %s (the container's files are gone: was its store unmounted "
+                             "while it ran? stop it, mount, start it again)",
+                     name, path, strerror(err));
+        fail(c, 126, "exec: \"%s\": stat %s: %s", name, path, strerror(err));
+}
+
 static char *find_exec(struct child *c, const char *name, char *const *env, int *ret_code)
 {
         if (strchr(name, '/')) {
                 struct stat st;
                 if (stat(name, &st) < 0) {
                         *ret_code = errno == ENOENT || errno == ENOTDIR ? 127 : 126;
+                        if (*ret_code == 126)
+                                fail_stat(c, name, name, errno);
                         fail(c, *ret_code, "exec: \"%s\": stat %s: %s", name, name, strerror(errno));
                 }
                 return xstrdup(name);
@@ -471,12 +484,21 @@ static char *find_exec(struct child *c, const char *name, char *const *env, int 
                 path = SPEC_DEFAULT_PATH;
         _cleanup_free_ char *copy = xstrdup(path);
         char *save = NULL;
+        int err = 0;
+        _cleanup_free_ char *where = NULL;
         for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
                 _cleanup_free_ char *full = xasprintf("%s/%s", *d ? d : ".", name);
                 struct stat st;
-                if (stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0)
-                        return TAKE_PTR(full);
+                if (stat(full, &st) == 0) {
+                        if (S_ISREG(st.st_mode) && access(full, X_OK) == 0)
+                                return TAKE_PTR(full);
+                } else if (errno != ENOENT && errno != ENOTDIR && errno != EACCES && !err) {
+                        err = errno;
+                        where = TAKE_PTR(full);
+                }
         }
+        if (err)
+                fail_stat(c, name, where, err);
         fail(c, 127, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
@@ -526,7 +548,7 @@ static _Noreturn void init_loop(pid_t child)
 /* Everything after the mounts: tty, user, working dir, init, capabilities, seccomp, exec. */
 static _Noreturn void finish(struct child *c, const struct container_config *cfg, bool tty, const struct winsize *ws,
                              const int stdio[3], char *const *args, char **env, const char *cwd, const char *user_spec,
-                             uint64_t caps, bool init)
+                             uint64_t caps, bool init, bool make_cwd)
 {
         int r;
         if (tty) {
@@ -572,10 +594,14 @@ static _Noreturn void finish(struct child *c, const struct container_config *cfg
                 _cleanup_free_ char *h = xasprintf("HOME=%s", u.home);
                 spec_env_set(&env, h);
         }
-        /* Docker creates a missing working directory */
-        _cleanup_close_ int wd = mkdir_in_root(rootfd, cwd, 0755);
-        if (wd < 0 || chdir(cwd) < 0)
-                fail(c, 125, "chdir to %s: %s", cwd, strerror(wd < 0 ? -wd : errno));
+        /* Docker creates a missing working directory for a container, not for an exec */
+        if (make_cwd) {
+                _cleanup_close_ int wd = mkdir_in_root(rootfd, cwd, 0755);
+                if (wd < 0 || chdir(cwd) < 0)
+                        fail(c, 125, "chdir to %s: %s", cwd, strerror(wd < 0 ? -wd : errno));
+        } else if (chdir(cwd) < 0) {
+                fail(c, 126, "chdir to %s: %m", cwd);
+        }
 
         bool privileged = cfg->privileged;
         r = caps_drop_bounding(caps);
@@ -644,7 +670,7 @@ static _Noreturn void container_child(struct child *c)
                 spec_env_set(&env, *e);
         if (!env)
                 env = xcalloc(1, sizeof(char *));
-        finish(c, cfg, cfg->tty, &m.ws, p->stdio, cfg->args, env, cfg->cwd, cfg->user, p->caps, cfg->init);
+        finish(c, cfg, cfg->tty, &m.ws, p->stdio, cfg->args, env, cfg->cwd, cfg->user, p->caps, cfg->init, true);
 }
 
 /* Parent side: wait for the child to exec (EOF), collecting a pty and errors on the way. */
@@ -797,7 +823,7 @@ int spawn_exec(const struct exec_params *e, struct spawn_result *ret, int *ret_e
                         spec_env_set(&env, *x);
                 if (!env)
                         env = xcalloc(1, sizeof(char *));
-                finish(&c, e->cfg, e->tty, &e->ws, e->stdio, e->args, env, e->cwd, e->user, e->caps, false);
+                finish(&c, e->cfg, e->tty, &e->ws, e->stdio, e->args, env, e->cwd, e->user, e->caps, false, false);
         }
         int err = errno;
         sigprocmask(SIG_SETMASK, &c.oldmask, NULL);

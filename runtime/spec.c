@@ -191,6 +191,11 @@ int spec_parse_volume(const char *s, struct container_volume *ret, char **ret_er
         }
         if (parts[1][0] != '/')
                 goto bad;
+        if (parts[1][strspn(parts[1], "/")] == '\0') {
+                if (ret_error)
+                        *ret_error = xasprintf("invalid volume %s: the container path cannot be /", s);
+                return -EINVAL;
+        }
         ret->host = xstrdup(parts[0]);
         ret->ctr = xstrdup(parts[1]);
         ret->ro = ro;

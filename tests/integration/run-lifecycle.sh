@@ -39,6 +39,15 @@ run_out --rm "$IMG" /no/such/file
 t_is "absolute path not found: 127" "$rc" 127
 run_out --rm --no-such-option "$IMG" true
 t_is "bad option: 125" "$rc" 125
+t_is "... naming it" "$out" "ctfs: run: unknown flag: --no-such-option (see ctfs run --help)"
+run_out --rm=true --read-only=false --init=true "$IMG" sh -c 'touch /w && echo ok'
+t_is "boolean flags take =true and =false, as docker's" "$out" ok
+t_is "... and --rm=true removes it" "$(ctfs ps -aq)" ""
+run_out --rm -v "$TMP:/" "$IMG" true
+t_is "a volume over / is refused: 125" "$rc" 125
+t_is "... saying why" "$out" "ctfs: run: invalid volume $TMP:/: the container path cannot be /"
+run_out --rm -v "$TMP://" "$IMG" true
+t_is "... also written //" "$rc" 125
 run_out --rm localhost/no-such-image true
 t_is "missing image: 125" "$rc" 125
 run_out --rm -m 10m "$IMG" sh -c 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done'
@@ -179,6 +188,17 @@ t_is "exec: exit status" "$rc" 5
 rc=0; ctfs exec bg nope >/dev/null 2>&1 || rc=$?
 t_is "exec: not found is 127" "$rc" 127
 t_is "exec -i" "$(ctfs exec -i bg cat <<<in)" in
+# docker exec does not make a missing working directory (docker run does, above)
+rc=0; out=$(ctfs exec -w /no/such/dir bg pwd 2>&1) || rc=$?
+t_is "exec -w of a missing directory: 126, as docker exec" "$rc" 126
+t_like "... saying why" "$out" "chdir to /no/such/dir: No such file or directory"
+t_fail "... and makes no directory" ctfs exec bg test -e /no/such
+# the mount is the running container's root: umount refuses, naming it
+rc=0; out=$(ctfs umount 2>&1) || rc=$?
+t_is "umount with a container running fails" "$rc" 1
+t_like "... naming it, and how to go on" "$out" "1 container is running on this store \\(${id:0:12}\\): stop it first, or umount --force"
+t_ok "... the store stays mounted" mountpoint -q "$CTFS_ROOT/mnt"
+t_is "... and the container still works" "$(ctfs exec bg cat /etc/hostname)" "${id:0:12}"
 t_fail "rm refuses a running container" ctfs rm bg
 t_like "... saying so" "$(cat "$T_OUT")" "running"
 t_ok "rm -f removes a running one" ctfs rm -f bg
@@ -259,5 +279,31 @@ run_out --rm --name gone "$IMG" true
 t_is "--rm removes the container at exit" "$(ctfs ps -aq)" ""
 id=$(ctfs run -d --rm "$IMG" true)
 t_is "run -d --rm: removed once it exits" "$(ctfs wait "$id" >/dev/null 2>&1; for _ in $(seq 50); do [ -e "$CTFS_ROOT/containers/$id" ] || break; sleep 0.1; done; ctfs ps -aq)" ""
+# wait gets the exit status of a --rm container, which is removed as it ends
+id=$(ctfs run -d --rm "$IMG" sh -c 'sleep 1; exit 5')
+t_is "wait on a run -d --rm container: its exit status" "$(ctfs wait "$id")" 5
+t_fail "... and it is gone" test -e "$CTFS_ROOT/containers/$id"
+t_fail "... a later wait finds no container, as docker's" ctfs wait "$id"
+id=$(ctfs run -d --rm "$IMG" sleep 30)
+(sleep 1; ctfs kill "$id" >/dev/null) &
+t_is "... killed while waited for: 137" "$(ctfs wait "$id")" 137
+wait
+rc=0; out=$(ctfs wait no-such-container 2>&1) || rc=$?
+t_is "wait on no container fails" "$rc" 1
+t_like "... saying so" "$out" "no such container: no-such-container"
 run_out "$IMG" sh -c 'exit 0'
 t_like "a container without --rm stays" "$(ctfs ps -a)" "Exited \(0\)"
+
+# umount --force unmounts under a running container: its files are gone until it is started
+# again on a mounted store
+id=$(ctfs run -d --name under "$IMG" sleep 60)
+t_ok "umount --force with a container running" ctfs umount --force
+t_fail "... unmounted" mountpoint -q "$CTFS_ROOT/mnt"
+rc=0; out=$(ctfs exec under cat /etc/hostname 2>&1) || rc=$?
+t_is "... an exec into it then fails: 126" "$rc" 126
+t_like "... saying its files are gone" "$out" "Transport endpoint is not connected \(the container's files are gone: was its store unmounted"
+t_ok "... it can be stopped" ctfs stop -t 1 under
+t_ok "mount again" ctfs mount
+t_ok "... and starts again" ctfs start under
+t_is "... with its files" "$(ctfs exec under cat /etc/hostname)" "${id:0:12}"
+t_ok "rm -f it" ctfs rm -f under

@@ -258,6 +258,15 @@ one_error "export without an image" ctfs export
 one_error "rmi without an image" ctfs rmi
 one_error "pull with two references" ctfs pull a b
 one_error "images with an unknown option" ctfs images --frob
+t_is "... naming it, as docker does" "$(cat "$TMP/err")" "ctfs: images: unknown flag: --frob (see ctfs images --help)"
+one_error "ps with an unknown short option" ctfs ps -z
+t_is "... naming it" "$(cat "$TMP/err")" "ctfs: ps: unknown flag: -z (see ctfs ps --help)"
+one_error "stop -t without its value" ctfs stop -t
+t_is "... saying so" "$(cat "$TMP/err")" "ctfs: stop: flag needs an argument: -t (see ctfs stop --help)"
+one_error "a value for a flag that takes none" ctfs ps --all=yes
+t_is "... saying so" "$(cat "$TMP/err")" "ctfs: ps: flag takes no value: --all (see ctfs ps --help)"
+t_ok "COMMAND --help succeeds" ctfs wait --help
+t_like "... with the usage on stdout" "$(cat "$T_OUT")" '^usage: ctfs wait CONTAINER'
 one_error "images with an unknown format" ctfs images --format yaml
 one_error "system without df" ctfs system
 one_error "pull of a missing layout" ctfs pull "oci:$TMP/no-such-layout:v1"
