@@ -270,6 +270,11 @@ static int parse_create(const char *cmd, int argc, char **argv, struct create_op
                                 cli_error("%s: invalid --memory %s (e.g. 64m, 1g)", cmd, optarg);
                                 return EXIT_CTFS;
                         }
+                        /* (0: no limit) docker's minimum: less cannot even start a process */
+                        if (cfg->memory > 0 && cfg->memory < 6 << 20) {
+                                cli_error("%s: --memory %s: the minimum memory limit is 6MB", cmd, optarg);
+                                return EXIT_CTFS;
+                        }
                         break;
                 case OPT_PIDS: {
                         char *end;
@@ -281,12 +286,20 @@ static int parse_create(const char *cmd, int argc, char **argv, struct create_op
                         cfg->pids_limit = v < 0 ? 0 : v;
                         break;
                 }
-                case OPT_CPUS:
+                case OPT_CPUS: {
                         if (spec_parse_cpus(optarg, &cfg->nano_cpus) < 0) {
                                 cli_error("%s: invalid --cpus %s", cmd, optarg);
                                 return EXIT_CTFS;
                         }
+                        long n = sysconf(_SC_NPROCESSORS_ONLN);
+                        if (n > 0 && cfg->nano_cpus > (int64_t)n * 1000000000) {
+                                cli_error("%s: --cpus %s: the range of CPUs is from 0.01 to %ld.00, as there %s only %ld "
+                                          "CPU%s available",
+                                          cmd, optarg, n, n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
+                                return EXIT_CTFS;
+                        }
                         break;
+                }
                 case OPT_READ_ONLY:
                         if (!flag_value(cmd, "read-only", &cfg->read_only))
                                 return EXIT_CTFS;
@@ -479,8 +492,10 @@ int cmd_start(struct cli *c, int argc, char **argv)
                 else
                         return cli_usage_error("start");
         attach = attach || interactive; /* docker: start -i attaches */
-        if (optind >= argc || (attach && argc - optind > 1))
+        if (optind >= argc)
                 return cli_usage_error("start");
+        if (attach && argc - optind > 1)
+                return cli_error("start: you cannot start and attach multiple containers at once");
         store *s = cli_store(c);
         if (!s)
                 return 1;
@@ -562,9 +577,9 @@ int cmd_stop(struct cli *c, int argc, char **argv)
                         return cli_usage_error("stop");
                 char *end;
                 long v = strtol(optarg, &end, 10);
-                if (*end || !*optarg || v < 0 || v > 86400 * 365)
+                if (*end || !*optarg || v < -1 || v > 86400 * 365)
                         return cli_error("stop: invalid timeout %s", optarg);
-                timeout = (int)v;
+                timeout = (int)v; /* -1: wait for as long as it takes, as docker's */
         }
         if (optind >= argc)
                 return cli_usage_error("stop");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "container.h"
 #include "export.h"
 #include "image.h"
 #include "import.h"
@@ -495,7 +496,11 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
                 if (!o)
                         o = cli_container_inspect(s, argv[i]);
                 if (!o) {
-                        rc = cli_error("inspect: no such image or container: %s", argv[i]);
+                        char cid[CONTAINER_ID_LEN + 1];
+                        if (container_resolve(s, argv[i], cid) == -ENOTUNIQ)
+                                rc = cli_error("inspect: multiple containers match %s", argv[i]);
+                        else
+                                rc = cli_error("inspect: no such image or container: %s", argv[i]);
                         continue;
                 }
                 json_object_array_add(arr, o);

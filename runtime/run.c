@@ -338,8 +338,16 @@ int run_start(store *s, const char *id, const struct run_options *o, int *ret_ex
         int lock = lock_container(s, id);
         if (lock < 0) {
                 container_config_free(&cfg);
-                *ret_error = lock == -EBUSY ? xasprintf("container %.12s is being started", id)
-                                            : xasprintf("container %.12s: %s", id, strerror(-lock));
+                /* (its monitor holds the lock while it runs) */
+                struct container_state st;
+                bool running = false;
+                if (lock == -EBUSY && container_state_load(s, id, &st) == 0) {
+                        running = st.status == CONTAINER_RUNNING;
+                        container_state_free(&st);
+                }
+                *ret_error = running          ? xasprintf("container %.12s is already running", id)
+                             : lock == -EBUSY ? xasprintf("container %.12s is being started", id)
+                                              : xasprintf("container %.12s: %s", id, strerror(-lock));
                 return lock;
         }
         struct container_state st;
@@ -631,7 +639,7 @@ int run_stop(store *s, const char *id, int timeout)
                 return 0; /* not running: nothing to do (docker stop says the same) */
         if (r < 0)
                 return r;
-        r = wait_recorded(s, id, timeout < 0 ? 0 : (long)timeout * 1000, NULL);
+        r = wait_recorded(s, id, timeout < 0 ? -1 : (long)timeout * 1000, NULL);
         if (r == -ETIMEDOUT) {
                 r = run_kill(s, id, SIGKILL);
                 if (r < 0 && r != -ESRCH)

@@ -45,8 +45,8 @@ int run_exec(store *s, const char *id, const struct run_exec_options *o, int *re
 
 /* Signal the container's pid 1. -ESRCH when not running. */
 int run_kill(store *s, const char *id, int sig);
-/* Stop signal (the image's StopSignal or SIGTERM), then SIGKILL after timeout seconds; returns
- * once the exit is recorded. */
+/* Stop signal (the image's StopSignal or SIGTERM), then SIGKILL after timeout seconds (never
+ * when it is -1); returns once the exit is recorded. */
 int run_stop(store *s, const char *id, int timeout);
 /* Wait until the container is not running; its exit code. */
 int run_wait(store *s, const char *id, int *ret_exit_code);

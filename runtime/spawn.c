@@ -594,6 +594,10 @@ static _Noreturn void finish(struct child *c, const struct container_config *cfg
                 _cleanup_free_ char *h = xasprintf("HOME=%s", u.home);
                 spec_env_set(&env, h);
         }
+        if (cfg->hostname && !spec_env_get(env, "HOSTNAME")) { /* docker sets it too */
+                _cleanup_free_ char *h = xasprintf("HOSTNAME=%s", cfg->hostname);
+                spec_env_set(&env, h);
+        }
         /* Docker creates a missing working directory for a container, not for an exec */
         if (make_cwd) {
                 _cleanup_close_ int wd = mkdir_in_root(rootfd, cwd, 0755);

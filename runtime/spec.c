@@ -50,7 +50,7 @@ int spec_parse_memory(const char *s, int64_t *ret)
                         return -EINVAL;
         }
         double bytes = v * (double)mult;
-        if (bytes >= 9.2e18 || bytes < 1)
+        if (bytes >= 9.2e18 || (bytes < 1 && v != 0))
                 return -ERANGE;
         *ret = (int64_t)bytes;
         return 0;
@@ -83,7 +83,7 @@ int spec_parse_cpus(const char *s, int64_t *ret)
         if (*p)
                 return -EINVAL;
         int64_t v = whole * 1000000000 + frac;
-        if (v <= 0)
+        if (v < 0)
                 return -ERANGE;
         *ret = v;
         return 0;
@@ -133,6 +133,9 @@ int spec_env_add(char ***env, const char *arg, const char *(*lookup)(const char 
         if (!arg || !*arg || *arg == '=')
                 return -EINVAL;
         const char *eq = strchr(arg, '=');
+        /* a name with blanks in it ("A B=1", "export A=1", "A = 1") is refused, as by docker */
+        if (strcspn(arg, " \t") < (eq ? (size_t)(eq - arg) : strlen(arg)))
+                return -EINVAL;
         if (eq) {
                 spec_env_set(env, arg);
                 return 0;

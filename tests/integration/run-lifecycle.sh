@@ -48,6 +48,24 @@ t_is "a volume over / is refused: 125" "$rc" 125
 t_is "... saying why" "$out" "ctfs: run: invalid volume $TMP:/: the container path cannot be /"
 run_out --rm -v "$TMP://" "$IMG" true
 t_is "... also written //" "$rc" 125
+run_out --rm -m 4m "$IMG" true
+t_is "a memory limit under docker's 6MB minimum is refused: 125" "$rc" 125
+t_like "... saying so" "$out" "the minimum memory limit is 6MB"
+run_out --rm -m 0 --cpus 0 "$IMG" sh -c 'echo ok'
+t_is "--memory 0 and --cpus 0: no limit, as docker's" "$out" ok
+run_out --rm --cpus "$(($(nproc) + 1))" "$IMG" true
+t_is "more CPUs than there are is refused: 125" "$rc" 125
+t_like "... saying how many there are" "$out" "as there (is|are) only $(nproc) CPU"
+printf 'A=1\nB = spaced\n' >"$TMP/bad.env"
+run_out --rm --env-file "$TMP/bad.env" "$IMG" true
+t_is "an env file with a blank in a name is refused: 125" "$rc" 125
+t_like "... naming the line" "$out" "line 2: B = spaced"
+run_out --rm -e "export X=1" "$IMG" true
+t_is "... and so is -e with one" "$rc" 125
+run_out --rm "$IMG" env
+t_like "HOSTNAME is in the environment, as docker sets it" "$out" "(^|"$'\n'")HOSTNAME=[0-9a-f]{12}("$'\n'"|$)"
+run_out --rm --hostname box -e HOSTNAME=mine "$IMG" env
+t_like "... unless set" "$out" "(^|"$'\n'")HOSTNAME=mine("$'\n'"|$)"
 run_out --rm localhost/no-such-image true
 t_is "missing image: 125" "$rc" 125
 run_out --rm -m 10m "$IMG" sh -c 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done'
@@ -199,6 +217,12 @@ t_is "umount with a container running fails" "$rc" 1
 t_like "... naming it, and how to go on" "$out" "1 container is running on this store \\(${id:0:12}\\): stop it first, or umount --force"
 t_ok "... the store stays mounted" mountpoint -q "$CTFS_ROOT/mnt"
 t_is "... and the container still works" "$(ctfs exec bg cat /etc/hostname)" "${id:0:12}"
+rc=0; out=$(ctfs start -a bg 2>&1) || rc=$?
+t_is "start -a of a running container fails: 125" "$rc" 125
+t_like "... saying it runs" "$out" "is already running"
+t_is "start of a running one succeeds, as docker's" "$(ctfs start bg)" bg
+rc=0; out=$(ctfs start -a bg bg 2>&1) || rc=$?
+t_like "start -a of two containers is refused, saying why" "$out" "cannot start and attach multiple containers at once"
 t_fail "rm refuses a running container" ctfs rm bg
 t_like "... saying so" "$(cat "$T_OUT")" "running"
 t_ok "rm -f removes a running one" ctfs rm -f bg
@@ -307,3 +331,18 @@ t_ok "mount again" ctfs mount
 t_ok "... and starts again" ctfs start under
 t_is "... with its files" "$(ctfs exec under cat /etc/hostname)" "${id:0:12}"
 t_ok "rm -f it" ctfs rm -f under
+
+# stop -t -1 waits for the stop signal to end it, however long (no SIGKILL)
+ctfs run -d --name slow "$IMG" sh -c 'trap "sleep 2; exit 7" TERM; while :; do sleep 0.1; done' >/dev/null
+sleep 0.5
+t_ok "stop -t -1" ctfs stop -t -1 slow
+t_is "... the stop signal ended it, after its 2 s (no SIGKILL)" "$(ctfs inspect slow | jq .[0].State.ExitCode)" 7
+# an id prefix two containers share and no image has (of 33 ids, two begin with the same
+# digit other than the images', but by a chance of about 1e-8)
+ids=()
+for _ in $(seq 33); do ids+=("$(ctfs create "$IMG" true)"); done
+skip=$(ctfs images -q --no-trunc | sed 's/^sha256://' | cut -c1 | sort -u | tr -d '\n')
+p=$(printf '%s\n' "${ids[@]}" | cut -c1 | grep -v "[${skip:-x}]" | sort | uniq -d | head -1)
+rc=0; out=$(ctfs inspect "$p" 2>&1) || rc=$?
+t_like "inspect of an id prefix two containers share says so" "$out" "multiple containers match $p"
+ctfs rm "${ids[@]}" slow >/dev/null

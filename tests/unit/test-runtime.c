@@ -140,7 +140,9 @@ static void test_spec(void)
         ok(spec_parse_cpus("0.5", &v) == 0 && v == 500000000, "0.5 cpus");
         ok(spec_parse_cpus("2", &v) == 0 && v == 2000000000LL, "2 cpus");
         ok(spec_parse_cpus(".25", &v) == 0 && v == 250000000, ".25 cpus");
-        ok(spec_parse_cpus("0", &v) < 0 && spec_parse_cpus("abc", &v) < 0 && spec_parse_cpus("1.2.3", &v) < 0 &&
+        ok(spec_parse_cpus("0", &v) == 0 && v == 0, "0 cpus: no limit, as docker's");
+        ok(spec_parse_memory("0", &v) == 0 && v == 0, "memory 0: no limit, as docker's");
+        ok(spec_parse_cpus("abc", &v) < 0 && spec_parse_cpus("1.2.3", &v) < 0 &&
                    spec_parse_cpus("-1", &v) < 0 && spec_parse_cpus("0.0000000001", &v) < 0,
            "bad cpus refused");
         ok(spec_cpu_quota(500000000, 100000) == 50000, "0.5 cpu = 50 ms per 100 ms");
