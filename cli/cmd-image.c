@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "template.h"
 #include "container.h"
 #include "export.h"
 #include "image.h"
@@ -482,30 +483,58 @@ static json_object *inspect_one(store *s, const char *id)
 
 int cmd_inspect(struct cli *c, int argc, char **argv)
 {
-        if (argc < 2)
+        static const struct option opts[] = { { "format", required_argument, NULL, 'f' },
+                                              { "type", required_argument, NULL, 'T' }, {} };
+        const char *format = NULL, *type = NULL;
+        int opt;
+        while ((opt = cli_getopt(argc, argv, "f:", opts)) >= 0)
+                if (opt == 'f')
+                        format = optarg;
+                else if (opt == 'T')
+                        type = optarg;
+                else
+                        return cli_usage_error("inspect");
+        if (optind >= argc)
                 return cli_usage_error("inspect");
+        if (type && strcmp(type, "image") != 0 && strcmp(type, "container") != 0)
+                return cli_error("inspect: unknown --type %s (image, container)", type);
+        bool images = !type || !strcmp(type, "image"), containers = !type || !strcmp(type, "container");
         store *s = cli_store(c);
         if (!s)
                 return 1;
         json_object *arr = json_object_new_array();
         int rc = 0;
-        for (int i = 1; i < argc; i++) {
+        for (int i = optind; i < argc; i++) {
                 char id[DIGEST_HEX_LEN + 1];
-                int r = store_resolve_image(s, argv[i], id);
-                json_object *o = r >= 0 ? inspect_one(s, id) : NULL;
-                if (!o)
+                json_object *o = images && store_resolve_image(s, argv[i], id) >= 0 ? inspect_one(s, id) : NULL;
+                if (!o && containers)
                         o = cli_container_inspect(s, argv[i]);
                 if (!o) {
                         char cid[CONTAINER_ID_LEN + 1];
-                        if (container_resolve(s, argv[i], cid) == -ENOTUNIQ)
+                        if (containers && container_resolve(s, argv[i], cid) == -ENOTUNIQ)
                                 rc = cli_error("inspect: multiple containers match %s", argv[i]);
                         else
-                                rc = cli_error("inspect: no such image or container: %s", argv[i]);
+                                rc = cli_error("inspect: no such %s: %s", !type ? "image or container" : type, argv[i]);
+                        continue;
+                }
+                if (format) {
+                        /* one line each, as docker prints them */
+                        char *text = NULL, *err = NULL;
+                        if (template_render(format, o, &text, &err) < 0) {
+                                json_object_put(o);
+                                json_object_put(arr);
+                                cli_error("inspect: template: %s", err ? err : "cannot render");
+                                free(err);
+                                return 1;
+                        }
+                        puts(text);
+                        free(text);
+                        json_object_put(o);
                         continue;
                 }
                 json_object_array_add(arr, o);
         }
-        if (json_object_array_length(arr) > 0 || rc == 0)
+        if (!format && (json_object_array_length(arr) > 0 || rc == 0))
                 puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(arr);
         return rc;

@@ -191,6 +191,17 @@ t_is "ps -q" "$(ctfs ps -q)" "${id:0:12}"
 t_is "list = ps" "$(ctfs list -q)" "${id:0:12}"
 t_is "inspect a container" "$(ctfs inspect bg | jq -r '.[0].State.Status, .[0].Name, .[0].Id')" $'running\n/bg\n'"$id"
 t_like "inspect: pid and config" "$(ctfs inspect "${id:0:8}" | jq -c '[.[0].State.Pid > 0, .[0].Config.Cmd]')" '^\[true,\["sleep","30"\]\]$'
+t_is "inspect -f, as docker's" "$(ctfs inspect -f '{{.State.Status}} {{.Name}} {{json .Config.Cmd}}' bg)" 'running /bg ["sleep","30"]'
+t_is "inspect --format: range, if, index, a missing field" \
+	"$(ctfs inspect --format '{{range .Config.Cmd}}<{{.}}>{{end}}{{if .State.Running}} up{{else}} down{{end}} {{index .Config.Cmd 1}} {{.Nope}}' bg)" \
+	'<sleep><30> up 30 <no value>'
+t_is "... a line for each" "$(ctfs inspect -f '{{.Name}}' bg "${id:0:12}")" $'/bg\n/bg'
+t_like "... images too" "$(ctfs inspect -f '{{.Id}}' "$IMG")" '^sha256:[0-9a-f]{64}$'
+rc=0; out=$(ctfs inspect -f '{{nope .Id}}' bg 2>&1) || rc=$?
+t_is "... a bad template: status 1" "$rc" 1
+t_is "... and one line saying why" "$out" 'ctfs: inspect: template: function "nope" not defined'
+rc=0; out=$(ctfs inspect --type image bg 2>&1) || rc=$?
+t_is "inspect --type image of a container finds none" "$out" "ctfs: inspect: no such image: bg"
 t_is "exec runs in the container" "$(ctfs exec bg sh -c 'cat /proc/1/cmdline | tr "\0" " "; hostname')" "sleep 30 ${id:0:12}"
 # (pid 1 is the container's command; the exec'd shell and ps come next: no host process shows)
 t_is "exec: same pid namespace" "$(ctfs exec bg ps -o pid=,args= | awk '$1 == 1 { print "pid 1:", $2, $3 } $1 > 16 { print "other:", $0 } END { print NR <= 4 }')" $'pid 1: sleep 30\n1'

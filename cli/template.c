@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `inspect --format`: the part of Go's text/template that scripts use on docker inspect, over
+ * the JSON ctfs prints. Text is copied; an action {{...}} (with {{- and -}} trimming blanks) is
+ * one of:
+ *   .  .Field.Sub  $              the value there (a missing field: <no value>)
+ *   json ARG  index ARG KEY...  join ARG SEP  len ARG  upper ARG  lower ARG  println ARG...
+ *   if ARG ... [else ...] end     range ARG ... [else ...] end (the dot is each element)
+ * Values print as Go prints them: strings bare, arrays [a b], objects map[k:v] (keys sorted).
+ */
+#include "template.h"
+
+#include <ctype.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+enum node_kind { N_TEXT, N_VALUE, N_IF, N_RANGE };
+
+struct node {
+        enum node_kind kind;
+        char *text;               /* N_TEXT: the text; else the action's words */
+        struct node *body, *alt;  /* N_IF, N_RANGE: the block and its else */
+        struct node *next;
+};
+
+struct parser {
+        const char *p;
+        char *error;
+};
+
+static void node_free(struct node *n)
+{
+        while (n) {
+                struct node *next = n->next;
+                free(n->text);
+                node_free(n->body);
+                node_free(n->alt);
+                free(n);
+                n = next;
+        }
+}
+
+static void set_error(struct parser *ps, const char *fmt, ...)
+{
+        if (ps->error)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&ps->error, fmt, ap) < 0)
+                ps->error = NULL;
+        va_end(ap);
+}
+
+/* The next action's words (trimmed), or the text up to it. */
+enum token { T_END, T_TEXT, T_ACTION };
+
+static enum token next_token(struct parser *ps, char **ret)
+{
+        if (!*ps->p)
+                return T_END;
+        const char *open = strstr(ps->p, "{{");
+        if (open != ps->p) {
+                size_t n = open ? (size_t)(open - ps->p) : strlen(ps->p);
+                /* {{- trims the blanks before it */
+                size_t keep = n;
+                if (open && open[2] == '-')
+                        while (keep > 0 && isspace((unsigned char)ps->p[keep - 1]))
+                                keep--;
+                *ret = xstrndup(ps->p, keep);
+                ps->p += n;
+                return T_TEXT;
+        }
+        const char *start = ps->p + 2;
+        if (*start == '-')
+                start++;
+        const char *close = strstr(start, "}}");
+        if (!close) {
+                set_error(ps, "unclosed action");
+                return T_END;
+        }
+        const char *end = close;
+        bool trim_after = end > start && end[-1] == '-' && (end - 1 == start || isspace((unsigned char)end[-2]));
+        if (trim_after)
+                end--;
+        while (start < end && isspace((unsigned char)*start))
+                start++;
+        while (end > start && isspace((unsigned char)end[-1]))
+                end--;
+        *ret = xstrndup(start, (size_t)(end - start));
+        ps->p = close + 2;
+        if (trim_after) /* -}} trims the blanks after it */
+                while (isspace((unsigned char)*ps->p))
+                        ps->p++;
+        return T_ACTION;
+}
+
+static bool word_is(const char *s, const char *w)
+{
+        size_t n = strlen(w);
+        return strncmp(s, w, n) == 0 && (s[n] == '\0' || isspace((unsigned char)s[n]));
+}
+
+/* Nodes up to {{end}} or {{else}} (*stop says which), or the end of the text (top level). */
+static struct node *parse_list(struct parser *ps, const char **stop)
+{
+        struct node *head = NULL, **tail = &head;
+        *stop = NULL;
+        for (;;) {
+                char *tok = NULL;
+                enum token t = next_token(ps, &tok);
+                if (t == T_END || ps->error) {
+                        free(tok);
+                        return head;
+                }
+                struct node *n = xcalloc(1, sizeof(*n));
+                if (t == T_TEXT) {
+                        n->kind = N_TEXT;
+                        n->text = tok;
+                } else if (!strcmp(tok, "end") || !strcmp(tok, "else")) {
+                        *stop = !strcmp(tok, "end") ? "end" : "else";
+                        free(tok);
+                        free(n);
+                        return head;
+                } else if (word_is(tok, "if") || word_is(tok, "range")) {
+                        bool is_if = word_is(tok, "if");
+                        n->kind = is_if ? N_IF : N_RANGE;
+                        n->text = xstrdup(tok + (is_if ? 2 : 5));
+                        free(tok);
+                        const char *s;
+                        n->body = parse_list(ps, &s);
+                        if (s && !strcmp(s, "else"))
+                                n->alt = parse_list(ps, &s);
+                        if (!s || strcmp(s, "end") != 0)
+                                set_error(ps, "%s without its {{end}}", is_if ? "if" : "range");
+                } else if (tok[0] == '/' && tok[1] == '*') {
+                        free(tok); /* a comment */
+                        free(n);
+                        continue;
+                } else {
+                        n->kind = N_VALUE;
+                        n->text = tok;
+                }
+                *tail = n;
+                tail = &n->next;
+        }
+}
+
+/* ---- evaluation ---- */
+
+struct out {
+        char *buf;
+        size_t len, cap;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+        if (o->len + n + 1 > o->cap) {
+                o->cap = (o->len + n + 1) * 2;
+                o->buf = xrealloc(o->buf, o->cap);
+        }
+        memcpy(o->buf + o->len, s, n);
+        o->len += n;
+        o->buf[o->len] = '\0';
+}
+
+static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
+
+static int key_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A value as Go's fmt prints it. */
+static void print_value(struct out *o, json_object *v)
+{
+        char num[64];
+        switch (json_object_get_type(v)) {
+        case json_type_null:
+                puts_(o, "<no value>");
+                break;
+        case json_type_boolean:
+                puts_(o, json_object_get_boolean(v) ? "true" : "false");
+                break;
+        case json_type_int:
+                snprintf(num, sizeof(num), "%lld", (long long)json_object_get_int64(v));
+                puts_(o, num);
+                break;
+        case json_type_double:
+                snprintf(num, sizeof(num), "%g", json_object_get_double(v));
+                puts_(o, num);
+                break;
+        case json_type_string:
+                put(o, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+                break;
+        case json_type_array:
+                puts_(o, "[");
+                for (size_t i = 0; i < json_object_array_length(v); i++) {
+                        if (i)
+                                puts_(o, " ");
+                        print_value(o, json_object_array_get_idx(v, i));
+                }
+                puts_(o, "]");
+                break;
+        case json_type_object: {
+                size_t n = 0;
+                char **keys = NULL;
+                json_object_object_foreach(v, k, val) {
+                        (void)val;
+                        keys = xrealloc(keys, (n + 1) * sizeof(*keys));
+                        keys[n++] = k;
+                }
+                if (n)
+                        qsort(keys, n, sizeof(*keys), key_cmp);
+                puts_(o, "map[");
+                for (size_t i = 0; i < n; i++) {
+                        if (i)
+                                puts_(o, " ");
+                        puts_(o, keys[i]);
+                        puts_(o, ":");
+                        json_object *x = NULL;
+                        json_object_object_get_ex(v, keys[i], &x);
+                        print_value(o, x);
+                }
+                puts_(o, "]");
+                free(keys);
+                break;
+        }
+        }
+}
+
+struct eval {
+        json_object *root; /* $ */
+        char *error;
+        json_object **made; /* values made while evaluating (freed at the end) */
+        size_t n_made;
+};
+
+static json_object *keep(struct eval *e, json_object *v)
+{
+        e->made = xrealloc(e->made, (e->n_made + 1) * sizeof(*e->made));
+        e->made[e->n_made++] = v;
+        return v;
+}
+
+static void eval_error(struct eval *e, const char *fmt, ...)
+{
+        if (e->error)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&e->error, fmt, ap) < 0)
+                e->error = NULL;
+        va_end(ap);
+}
+
+/* The next word of an action: a "string" (its content in *ret_str), or a bare word. */
+static bool next_word(const char **p, char **ret, bool *ret_quoted)
+{
+        while (isspace((unsigned char)**p))
+                (*p)++;
+        if (!**p)
+                return false;
+        *ret_quoted = false;
+        if (**p == '"' || **p == '`') {
+                char q = **p;
+                const char *s = ++(*p);
+                while (**p && **p != q)
+                        (*p)++;
+                *ret = xstrndup(s, (size_t)(*p - s));
+                if (**p)
+                        (*p)++;
+                *ret_quoted = true;
+                return true;
+        }
+        const char *s = *p;
+        while (**p && !isspace((unsigned char)**p))
+                (*p)++;
+        *ret = xstrndup(s, (size_t)(*p - s));
+        return true;
+}
+
+/* .A.B on dot ($.A.B on the root); NULL: a missing field. */
+static json_object *field(struct eval *e, json_object *dot, const char *path)
+{
+        json_object *v = dot;
+        if (path[0] == '$') {
+                v = e->root;
+                path++;
+        }
+        if (!strcmp(path, ".") || !*path)
+                return v;
+        _cleanup_free_ char *copy = xstrdup(path + 1);
+        char *save = NULL;
+        for (char *f = strtok_r(copy, ".", &save); f; f = strtok_r(NULL, ".", &save)) {
+                json_object *x = NULL;
+                if (!v || json_object_get_type(v) != json_type_object || !json_object_object_get_ex(v, f, &x))
+                        return NULL;
+                v = x;
+        }
+        return v;
+}
+
+static json_object *arg_value(struct eval *e, json_object *dot, const char *w, bool quoted, bool *ret_missing)
+{
+        *ret_missing = false;
+        if (quoted)
+                return keep(e, json_object_new_string(w));
+        if (w[0] == '.' || w[0] == '$') {
+                json_object *v = field(e, dot, w);
+                *ret_missing = v == NULL && strcmp(w, ".") != 0;
+                return v;
+        }
+        char *end;
+        long long n = strtoll(w, &end, 10);
+        if (*w && !*end)
+                return keep(e, json_object_new_int64(n));
+        eval_error(e, "function \"%s\" not defined", w);
+        return NULL;
+}
+
+static bool truthy(json_object *v)
+{
+        switch (json_object_get_type(v)) {
+        case json_type_null:
+                return false;
+        case json_type_boolean:
+                return json_object_get_boolean(v);
+        case json_type_int:
+                return json_object_get_int64(v) != 0;
+        case json_type_double:
+                return json_object_get_double(v) != 0;
+        case json_type_string:
+                return json_object_get_string_len(v) > 0;
+        case json_type_array:
+                return json_object_array_length(v) > 0;
+        case json_type_object:
+                return json_object_object_length(v) > 0;
+        }
+        return false;
+}
+
+/* An action's value: a field, or a function of its arguments. *ret_missing: a missing field
+ * (printed as <no value>). */
+static json_object *eval_action(struct eval *e, json_object *dot, const char *action, bool *ret_missing)
+{
+        const char *p = action;
+        char *w = NULL;
+        bool quoted;
+        *ret_missing = false;
+        if (!next_word(&p, &w, &quoted)) {
+                eval_error(e, "empty action");
+                return NULL;
+        }
+        static const char *const funcs[] = { "json", "index", "join", "len", "upper", "lower", "println" };
+        bool known = quoted || w[0] == '.' || w[0] == '$';
+        for (size_t i = 0; i < sizeof(funcs) / sizeof(funcs[0]) && !known; i++)
+                known = !strcmp(w, funcs[i]);
+        if (!known) {
+                eval_error(e, "function \"%s\" not defined", w);
+                free(w);
+                return NULL;
+        }
+        json_object *args[8];
+        bool miss[8];
+        size_t n = 0;
+        char *a;
+        bool q;
+        while (n < 8 && next_word(&p, &a, &q)) {
+                args[n] = arg_value(e, dot, a, q, &miss[n]);
+                free(a);
+                n++;
+        }
+        json_object *r = NULL;
+        if (quoted || w[0] == '.' || w[0] == '$') {
+                if (n)
+                        eval_error(e, "%s is not a function", w);
+                else
+                        r = arg_value(e, dot, w, quoted, ret_missing);
+        } else if (!strcmp(w, "json")) {
+                if (n != 1)
+                        eval_error(e, "json takes one argument");
+                else
+                        r = keep(e, json_object_new_string(
+                                            args[0] ? json_object_to_json_string_ext(args[0], JSON_C_TO_STRING_PLAIN |
+                                                                                            JSON_C_TO_STRING_NOSLASHESCAPE)
+                                                    : "null"));
+        } else if (!strcmp(w, "index")) {
+                r = n ? args[0] : NULL;
+                if (!n)
+                        eval_error(e, "index takes a value and keys");
+                for (size_t i = 1; i < n && r; i++) {
+                        json_object *x = NULL;
+                        if (json_object_get_type(r) == json_type_object && json_object_get_type(args[i]) == json_type_string)
+                                json_object_object_get_ex(r, json_object_get_string(args[i]), &x);
+                        else if (json_object_get_type(r) == json_type_array && json_object_get_type(args[i]) == json_type_int) {
+                                int64_t k = json_object_get_int64(args[i]);
+                                if (k < 0 || (size_t)k >= json_object_array_length(r))
+                                        eval_error(e, "index out of range: %lld", (long long)k);
+                                else
+                                        x = json_object_array_get_idx(r, (size_t)k);
+                        }
+                        r = x;
+                }
+                *ret_missing = r == NULL;
+        } else if (!strcmp(w, "join")) {
+                if (n != 2 || json_object_get_type(args[0]) != json_type_array)
+                        eval_error(e, "join takes a list and a separator");
+                else {
+                        struct out o = { 0 };
+                        puts_(&o, "");
+                        for (size_t i = 0; i < json_object_array_length(args[0]); i++) {
+                                if (i)
+                                        puts_(&o, json_object_get_string(args[1]));
+                                print_value(&o, json_object_array_get_idx(args[0], i));
+                        }
+                        r = keep(e, json_object_new_string(o.buf));
+                        free(o.buf);
+                }
+        } else if (!strcmp(w, "len")) {
+                json_type t = n == 1 ? json_object_get_type(args[0]) : json_type_null;
+                if (t == json_type_array)
+                        r = keep(e, json_object_new_int64((int64_t)json_object_array_length(args[0])));
+                else if (t == json_type_object)
+                        r = keep(e, json_object_new_int64(json_object_object_length(args[0])));
+                else if (t == json_type_string)
+                        r = keep(e, json_object_new_int64(json_object_get_string_len(args[0])));
+                else
+                        eval_error(e, "len of a value that has none");
+        } else if (!strcmp(w, "upper") || !strcmp(w, "lower") || !strcmp(w, "println")) {
+                struct out o = { 0 };
+                puts_(&o, "");
+                for (size_t i = 0; i < n; i++) {
+                        if (i)
+                                puts_(&o, " ");
+                        print_value(&o, args[i]);
+                }
+                if (!strcmp(w, "println"))
+                        puts_(&o, "\n");
+                else if (n != 1)
+                        eval_error(e, "%s takes one argument", w);
+                for (char *c = o.buf; *c; c++)
+                        *c = (char)(w[0] == 'u' ? toupper((unsigned char)*c) : w[0] == 'l' ? tolower((unsigned char)*c) : *c);
+                r = keep(e, json_object_new_string(o.buf));
+                free(o.buf);
+        } else {
+                eval_error(e, "function \"%s\" not defined", w);
+        }
+        free(w);
+        return r;
+}
+
+static void exec_list(struct eval *e, struct out *o, struct node *n, json_object *dot)
+{
+        for (; n && !e->error; n = n->next) {
+                bool missing;
+                switch (n->kind) {
+                case N_TEXT:
+                        puts_(o, n->text);
+                        break;
+                case N_VALUE: {
+                        json_object *v = eval_action(e, dot, n->text, &missing);
+                        if (!e->error)
+                                print_value(o, missing ? NULL : v);
+                        break;
+                }
+                case N_IF: {
+                        json_object *v = eval_action(e, dot, n->text, &missing);
+                        if (!e->error)
+                                exec_list(e, o, truthy(v) ? n->body : n->alt, dot);
+                        break;
+                }
+                case N_RANGE: {
+                        json_object *v = eval_action(e, dot, n->text, &missing);
+                        if (e->error)
+                                break;
+                        if (!truthy(v))
+                                exec_list(e, o, n->alt, dot);
+                        else if (json_object_get_type(v) == json_type_array)
+                                for (size_t i = 0; i < json_object_array_length(v) && !e->error; i++)
+                                        exec_list(e, o, n->body, json_object_array_get_idx(v, i));
+                        else if (json_object_get_type(v) == json_type_object) {
+                                json_object_object_foreach(v, k, val) {
+                                        (void)k;
+                                        exec_list(e, o, n->body, val);
+                                }
+                        } else
+                                eval_error(e, "range can't iterate over %s",
+                                           json_object_to_json_string_ext(v, JSON_C_TO_STRING_NOSLASHESCAPE));
+                        break;
+                }
+                }
+        }
+}
+
+int template_render(const char *tmpl, json_object *value, char **ret, char **ret_error)
+{
+        struct parser ps = { .p = tmpl };
+        const char *stop;
+        struct node *n = parse_list(&ps, &stop);
+        if (!ps.error && stop)
+                set_error(&ps, "unexpected {{%s}}", stop);
+        if (ps.error) {
+                node_free(n);
+                *ret_error = ps.error;
+                return -1;
+        }
+        struct eval e = { .root = value };
+        struct out o = { 0 };
+        puts_(&o, "");
+        exec_list(&e, &o, n, value);
+        node_free(n);
+        for (size_t i = 0; i < e.n_made; i++)
+                json_object_put(e.made[i]);
+        free(e.made);
+        if (e.error) {
+                free(o.buf);
+                *ret_error = e.error;
+                return -1;
+        }
+        *ret = o.buf;
+        return 0;
+}
