@@ -71,5 +71,7 @@ int cmd_wait(struct cli *c, int argc, char **argv);
 int cmd_logs(struct cli *c, int argc, char **argv);
 int cmd_exec(struct cli *c, int argc, char **argv);
 struct json_object;
+/* `export CONTAINER` (the container's merged tree) to fd. */
+int cli_container_export(store *s, const char *id, int fd, char **ret_error);
 /* A container's inspect JSON (new reference), or NULL when what names no container. */
 struct json_object *cli_container_inspect(store *s, const char *what);

@@ -15,6 +15,7 @@
 
 #include "caps.h"
 #include "cli.h"
+#include "export.h"
 #include "table.h"
 #include "container.h"
 #include "daemon.h"
@@ -60,6 +61,26 @@ static int ensure_mounted(store *s)
         }
         free(err);
         return 0;
+}
+
+/* `export CONTAINER`: its view (the store mounted if it is not) as a tar stream on fd. */
+int cli_container_export(store *s, const char *id, int fd, char **ret_error)
+{
+        if (ensure_mounted(s) < 0)
+                return -ENOTCONN;
+        _cleanup_free_ char *root = NULL;
+        int r = run_rootfs(s, id, &root);
+        if (r < 0) {
+                *ret_error = xasprintf("export: the container's view: %s", strerror(-r));
+                return r;
+        }
+        _cleanup_close_ int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+                r = -errno;
+                *ret_error = xasprintf("export: %s: %s", root, strerror(errno));
+                return r;
+        }
+        return export_dir(dfd, fd, ret_error);
 }
 
 /* ---- images ---- */

@@ -556,9 +556,13 @@ int cmd_export(struct cli *c, int argc, char **argv)
         store *s = cli_store(c);
         if (!s)
                 return 1;
-        char id[DIGEST_HEX_LEN + 1];
-        if (store_resolve_image(s, argv[optind], id) < 0)
-                return cli_error("export: no such image: %s", argv[optind]);
+        /* a container's tree, as docker's export; else an image's */
+        char cid[CONTAINER_ID_LEN + 1], id[DIGEST_HEX_LEN + 1];
+        int cr = container_resolve(s, argv[optind], cid);
+        if (cr == -ENOTUNIQ)
+                return cli_error("export: multiple containers match %s", argv[optind]);
+        if (cr < 0 && store_resolve_image(s, argv[optind], id) < 0)
+                return cli_error("export: no such container or image: %s", argv[optind]);
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *tmp = NULL;
         if (output) {
@@ -573,7 +577,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
                 fd = dup(STDOUT_FILENO);
         }
         char *err = NULL;
-        int r = export_image(s, id, fd, &err);
+        int r = cr == 0 ? cli_container_export(s, cid, fd, &err) : export_image(s, id, fd, &err);
         if (r < 0) {
                 if (tmp)
                         unlink(tmp);

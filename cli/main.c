@@ -25,7 +25,7 @@ static const struct command commands[] = {
         { "rmi", cmd_rmi, "rmi [-f] IMAGE...", "remove images (untag a name; delete when no name is left)" },
         { "inspect", cmd_inspect, "inspect [-f|--format TEMPLATE] [--type image|container] (IMAGE|CONTAINER)...",
           "show images' and containers' details as JSON, or through a Go template (-f '{{.State.Status}}')" },
-        { "export", cmd_export, "export [-o FILE] IMAGE", "write an image's merged tree as a tar stream" },
+        { "export", cmd_export, "export [-o FILE] CONTAINER|IMAGE", "write a container's (or an image's) merged tree as a tar stream" },
         { "prune", cmd_prune, "prune", "remove unnamed images, and layers and objects no image uses" },
         { "mount", cmd_mount, "mount [-f] [--debug] [--no-uring] [DIR]",
           "serve every image and container under DIR (else $CTFS_MNT, else <root>/mnt)" },

@@ -357,3 +357,20 @@ p=$(printf '%s\n' "${ids[@]}" | cut -c1 | grep -v "[${skip:-x}]" | sort | uniq -
 rc=0; out=$(ctfs inspect "$p" 2>&1) || rc=$?
 t_like "inspect of an id prefix two containers share says so" "$out" "multiple containers match $p"
 ctfs rm "${ids[@]}" slow >/dev/null
+
+# export CONTAINER: its merged tree (as docker export), what it wrote and not what it removed
+id=$(ctfs create --name exp "$IMG" sh -c 'echo new >/added && ln /added /linked && rm /bin/ls && mkdir /d && echo x >/d/f')
+t_ok "export of a container: its changes made" ctfs start -a exp
+rc=0; ctfs export exp >"$TMP/exp.tar" || rc=$?
+t_is "export CONTAINER" "$rc" 0
+t_is "... lists what its view has" "$(tar -tf "$TMP/exp.tar" | sed 's|/$||' | sort)" \
+	"$(cd "$CTFS_ROOT/mnt/containers/$id" && find . ! -type s | sort)"
+t_is "... with the file it wrote" "$(tar -xOf "$TMP/exp.tar" ./added)" new
+t_like "... the hardlink as one" "$(tar -tvf "$TMP/exp.tar" ./linked)" "link to \./added"
+t_fail "... and not what it removed" tar -tf "$TMP/exp.tar" ./bin/ls
+t_ok "export -o FILE of a container" ctfs export -o "$TMP/exp2.tar" exp
+t_is "... the same stream" "$(cmp "$TMP/exp.tar" "$TMP/exp2.tar" && echo same)" same
+rc=0; out=$(ctfs export no-such-thing 2>&1 >/dev/null) || rc=$?
+t_is "export of nothing: status 1" "$rc" 1
+t_is "... one line" "$out" "ctfs: export: no such container or image: no-such-thing"
+ctfs rm exp >/dev/null
