@@ -701,7 +701,7 @@ int cmd_logs(struct cli *c, int argc, char **argv)
         if (resolve(s, "logs", argv[optind], id) < 0)
                 return 1;
         fflush(stdout);
-        int r = run_logs(s, id, STDOUT_FILENO, follow);
+        int r = run_logs(s, id, STDOUT_FILENO, STDERR_FILENO, follow);
         if (r < 0)
                 return cli_error("logs %s: %s", argv[optind], strerror(-r));
         return 0;

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -113,8 +114,53 @@ static int write_all_fd(int fd, const char *buf, size_t n)
         return util_write_all(fd, buf, n);
 }
 
-/* Copy what is readable from in to out; false at EOF or error of in. */
-static bool pump(int in, int out)
+/*
+ * A detached container's log keeps its two streams apart, as docker's does: after LOG_MAGIC,
+ * frames of an 8-byte header (the stream, 1 stdout or 2 stderr, three zero bytes, the length
+ * big-endian: docker's attach framing) and the bytes. A log from before has no LOG_MAGIC and is
+ * the two streams as they came (and stays so when the container starts again).
+ */
+#define LOG_MAGIC "\0ctfslog"
+#define LOG_MAGIC_LEN 8
+
+/* Write what the stream wrote to the log, framed (one write: a frame is whole in the log). */
+static void log_frame(int log, int stream, const char *buf, size_t n)
+{
+        unsigned char h[8] = { (unsigned char)stream, 0, 0, 0, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                               (unsigned char)(n >> 8), (unsigned char)n };
+        struct iovec iov[2] = { { h, sizeof(h) }, { (void *)buf, n } };
+        size_t left = sizeof(h) + n;
+        while (left > 0) {
+                ssize_t w = writev(log, iov, 2);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return;
+                left -= (size_t)w;
+                for (int i = 0; i < 2 && w > 0; i++) {
+                        size_t k = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
+                        iov[i].iov_base = (char *)iov[i].iov_base + k;
+                        iov[i].iov_len -= k;
+                        w -= (ssize_t)k;
+                }
+        }
+}
+
+/* Whether the log (opened O_APPEND) is framed: a new one gets LOG_MAGIC now. */
+static bool log_begin(int log)
+{
+        struct stat st;
+        if (fstat(log, &st) < 0)
+                return false;
+        if (st.st_size == 0)
+                return write_all_fd(log, LOG_MAGIC, LOG_MAGIC_LEN) == 0;
+        char head[LOG_MAGIC_LEN];
+        return pread(log, head, sizeof(head), 0) == LOG_MAGIC_LEN && memcmp(head, LOG_MAGIC, LOG_MAGIC_LEN) == 0;
+}
+
+/* Copy what is readable from in to out (as stream's frames when stream > 0); false at EOF or
+ * error of in. */
+static bool pump_stream(int in, int out, int stream)
 {
         char buf[16384];
         ssize_t n = read(in, buf, sizeof(buf));
@@ -122,10 +168,14 @@ static bool pump(int in, int out)
                 return true;
         if (n <= 0)
                 return false;
-        if (out >= 0)
+        if (out >= 0 && stream > 0)
+                log_frame(out, stream, buf, (size_t)n);
+        else if (out >= 0)
                 write_all_fd(out, buf, (size_t)n);
         return true;
 }
+
+static bool pump(int in, int out) { return pump_stream(in, out, 0); }
 
 static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCONT, SIGWINCH, SIGCHLD };
 
@@ -137,6 +187,9 @@ struct monitor {
         int in_fd;        /* where pty input comes from, -1 for none */
         bool attached;
         int notify_fd;    /* detached: the starter waits for one message here */
+        bool framed;      /* out_fd is a framed log (LOG_MAGIC) */
+        int log_in[2];    /* framed, without a tty: the read ends of the container's stdout and
+                           * stderr pipes (-1: none) */
 };
 
 /* The message a detached starter gets: exit code (0 = started) and text. */
@@ -223,6 +276,10 @@ static int monitor_run(struct monitor *m, char **ret_error)
                 sigprocmask(SIG_SETMASK, &old, NULL);
                 goto fail;
         }
+        if (m->log_in[0] >= 0) { /* the container has the write ends: EOF is when it closes them */
+                close(m->stdio[1]);
+                close(m->stdio[2]);
+        }
         struct container_state st = {
                 .status = CONTAINER_RUNNING, .pid = sr.pid, .pid_start = sr.pid_start,
                 .monitor = getpid(), .started = now_ns(),
@@ -238,15 +295,18 @@ static int monitor_run(struct monitor *m, char **ret_error)
         if (master >= 0)
                 fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
         int in = master >= 0 ? m->in_fd : -1;
+        int lout = m->log_in[0], lerr = m->log_in[1];
         bool exited = false;
         while (!exited) {
-                struct pollfd pf[4] = {
+                struct pollfd pf[6] = {
                         { .fd = sfd, .events = POLLIN },
                         { .fd = sr.pidfd, .events = POLLIN },
                         { .fd = master, .events = POLLIN },
                         { .fd = in, .events = POLLIN },
+                        { .fd = lout, .events = POLLIN },
+                        { .fd = lerr, .events = POLLIN },
                 };
-                if (poll(pf, 4, -1) < 0) {
+                if (poll(pf, 6, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
@@ -267,17 +327,34 @@ static int monitor_run(struct monitor *m, char **ret_error)
                         }
                 }
                 if (pf[2].revents & (POLLIN | POLLHUP | POLLERR))
-                        if (!pump(master, m->out_fd))
+                        if (!pump_stream(master, m->out_fd, m->framed ? 1 : 0))
                                 master = -1; /* EIO: every slave fd is closed */
+                if (pf[4].revents & (POLLIN | POLLHUP | POLLERR))
+                        if (!pump_stream(lout, m->out_fd, 1))
+                                lout = -1;
+                if (pf[5].revents & (POLLIN | POLLHUP | POLLERR))
+                        if (!pump_stream(lerr, m->out_fd, 2))
+                                lerr = -1;
                 if (pf[3].revents & (POLLIN | POLLHUP | POLLERR))
                         if (!pump(in, sr.pty_master))
                                 in = -1;
                 if (pf[1].revents & POLLIN)
                         exited = true;
         }
-        /* what the container wrote last */
-        while (master >= 0 && pump(master, m->out_fd))
+        /* what the container wrote last (its pid namespace is gone: nothing writes more) */
+        while (master >= 0 && pump_stream(master, m->out_fd, m->framed ? 1 : 0))
                 ;
+        for (int k = 0; k < 2; k++) {
+                int fd = k == 0 ? lout : lerr;
+                if (fd >= 0) {
+                        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                        while (pump_stream(fd, m->out_fd, k + 1)) {
+                                struct pollfd one = { .fd = fd, .events = POLLIN };
+                                if (poll(&one, 1, 0) <= 0)
+                                        break;
+                        }
+                }
+        }
         int status = 0;
         while (waitpid(sr.pid, &status, 0) < 0 && errno == EINTR)
                 ;
@@ -362,7 +439,7 @@ int run_start(store *s, const char *id, const struct run_options *o, int *ret_ex
         if (r == 0)
                 container_state_free(&st);
         _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        struct monitor m = { .s = s, .cfg = &cfg, .out_fd = -1, .in_fd = -1, .notify_fd = -1 };
+        struct monitor m = { .s = s, .cfg = &cfg, .out_fd = -1, .in_fd = -1, .notify_fd = -1, .log_in = { -1, -1 } };
         if (o->attach) {
                 m.attached = true;
                 m.stdio[0] = o->interactive ? STDIN_FILENO : devnull;
@@ -409,13 +486,26 @@ int run_start(store *s, const char *id, const struct run_options *o, int *ret_ex
                 dup2(devnull, 1);
                 dup2(devnull, 2);
                 _cleanup_free_ char *rel = xasprintf("containers/%s/" LOG_FILE, id);
-                int logfd = openat(store_dirfd(s), rel, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+                int logfd = openat(store_dirfd(s), rel, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
                 if (logfd < 0)
                         logfd = devnull;
                 m.stdio[0] = devnull;
                 m.stdio[1] = logfd;
                 m.stdio[2] = logfd;
                 m.out_fd = logfd;
+                m.framed = logfd != devnull && log_begin(logfd);
+                int po[2], pe[2];
+                if (m.framed && !cfg.tty && pipe2(po, O_CLOEXEC) == 0) {
+                        if (pipe2(pe, O_CLOEXEC) == 0) {
+                                m.stdio[1] = po[1];
+                                m.stdio[2] = pe[1];
+                                m.log_in[0] = po[0];
+                                m.log_in[1] = pe[0];
+                        } else {
+                                close(po[0]);
+                                close(po[1]);
+                        }
+                }
                 m.notify_fd = pp[1];
                 char *err = NULL;
                 monitor_run(&m, &err);
@@ -691,39 +781,93 @@ int run_remove(store *s, const char *id, bool force)
         return r == -ENOENT ? 0 : r;
 }
 
-int run_logs(store *s, const char *id, int out_fd, bool follow)
+/* The log's bytes from buf to where it is read to: raw, or frames to their stream's fd. Returns
+ * how many bytes were used (a frame cut short waits for the rest). */
+struct log_reader {
+        bool framed, known;
+        char *buf;
+        size_t len;
+};
+
+static int log_emit(struct log_reader *lr, int out_fd, int err_fd, bool last)
+{
+        size_t off = 0;
+        if (!lr->known) {
+                if (lr->len < LOG_MAGIC_LEN && !last)
+                        return 0;
+                lr->known = true;
+                lr->framed = lr->len >= LOG_MAGIC_LEN && memcmp(lr->buf, LOG_MAGIC, LOG_MAGIC_LEN) == 0;
+                if (lr->framed)
+                        off = LOG_MAGIC_LEN;
+        }
+        int r = 0;
+        if (!lr->framed) {
+                r = util_write_all(out_fd, lr->buf, lr->len);
+                off = lr->len;
+        } else {
+                while (r == 0 && lr->len - off >= 8) {
+                        const unsigned char *h = (const unsigned char *)lr->buf + off;
+                        size_t n = (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 | h[7];
+                        if (lr->len - off - 8 < n)
+                                break;
+                        r = util_write_all(h[0] == 2 ? err_fd : out_fd, lr->buf + off + 8, n);
+                        off += 8 + n;
+                }
+        }
+        memmove(lr->buf, lr->buf + off, lr->len - off);
+        lr->len -= off;
+        return r;
+}
+
+static int log_read(struct log_reader *lr, int fd, int out_fd, int err_fd)
+{
+        for (;;) {
+                lr->buf = xrealloc(lr->buf, lr->len + 65536);
+                ssize_t n = read(fd, lr->buf + lr->len, 65536);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : 0;
+                lr->len += (size_t)n;
+                int r = log_emit(lr, out_fd, err_fd, false);
+                if (r < 0)
+                        return r;
+        }
+}
+
+int run_logs(store *s, const char *id, int out_fd, int err_fd, bool follow)
 {
         _cleanup_free_ char *rel = xasprintf("containers/%s/" LOG_FILE, id);
         _cleanup_close_ int fd = openat(store_dirfd(s), rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 && errno != ENOENT)
                 return -errno;
-        char buf[65536];
+        struct log_reader lr = { 0 };
+        int r = 0;
         for (;;) {
-                if (fd >= 0) {
-                        ssize_t n;
-                        while ((n = read(fd, buf, sizeof(buf))) > 0) {
-                                int r = util_write_all(out_fd, buf, (size_t)n);
-                                if (r < 0)
-                                        return r;
-                        }
-                }
+                if (fd >= 0 && (r = log_read(&lr, fd, out_fd, err_fd)) < 0)
+                        break;
                 if (!follow)
-                        return 0;
+                        break;
                 struct container_state st;
-                int r = container_state_load(s, id, &st);
-                if (r < 0)
-                        return r == -ENOENT ? 0 : r;
+                r = container_state_load(s, id, &st);
+                if (r < 0) {
+                        r = r == -ENOENT ? 0 : r;
+                        break;
+                }
                 bool running = st.status == CONTAINER_RUNNING;
                 container_state_free(&st);
                 if (!running) {
                         /* one last read: what it wrote before the state changed */
-                        ssize_t n;
-                        while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0)
-                                util_write_all(out_fd, buf, (size_t)n);
-                        return 0;
+                        if (fd >= 0)
+                                r = log_read(&lr, fd, out_fd, err_fd);
+                        break;
                 }
                 if (fd < 0)
                         fd = openat(store_dirfd(s), rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                 sleep_ms(50);
         }
+        if (r == 0 && lr.len > 0)
+                r = log_emit(&lr, out_fd, err_fd, true); /* (a plain log shorter than LOG_MAGIC) */
+        free(lr.buf);
+        return r;
 }

@@ -53,5 +53,6 @@ int run_wait(store *s, const char *id, int *ret_exit_code);
 /* Remove a container; a running one only with force (killed first). -EBUSY otherwise. */
 int run_remove(store *s, const char *id, bool force);
 
-/* The log of a detached container, written to out_fd; follow: until the container stops. */
-int run_logs(store *s, const char *id, int out_fd, bool follow);
+/* The log of a detached container: what it wrote to stdout to out_fd, to stderr to err_fd (a
+ * log from before the streams were kept apart: all to out_fd); follow: until it stops. */
+int run_logs(store *s, const char *id, int out_fd, int err_fd, bool follow);

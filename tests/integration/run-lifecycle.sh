@@ -244,8 +244,9 @@ t_is "exec into a missing container is a ctfs error" "$rc" 125
 
 id=$(ctfs run -d --name logger "$IMG" sh -c 'echo out; echo err >&2; echo ready; trap "" TERM; while true; do sleep 0.2; done')
 for _ in $(seq 50); do ctfs logs logger | grep -q ready && break; sleep 0.1; done
-t_is "logs: stdout and stderr of a detached container" "$(ctfs logs logger)" $'out\nerr\nready'
-ctfs logs -f logger >"$TMP/follow" 2>&1 &
+t_is "logs: stdout of a detached container on stdout" "$(ctfs logs logger 2>/dev/null)" $'out\nready'
+t_is "... its stderr on stderr, as docker's" "$(ctfs logs logger 2>&1 >/dev/null)" err
+ctfs logs -f logger >"$TMP/follow" 2>"$TMP/follow.err" &
 follow=$!
 start=$(date +%s.%N)
 t_ok "stop -t 2 of a process that ignores SIGTERM" ctfs stop -t 2 logger
@@ -255,8 +256,24 @@ t_is "... then it was killed (137)" "$(ctfs inspect logger | jq .[0].State.ExitC
 t_like "ps -a: Exited (137)" "$(ctfs ps -a)" "Exited \(137\) [A-Za-z0-9 ]+ ago +logger"
 t_is "ps without -a hides it" "$(ctfs ps -q)" ""
 wait "$follow"
-t_is "logs -f ends when the container stops" "$(cat "$TMP/follow")" $'out\nerr\nready'
+t_is "logs -f ends when the container stops" "$(cat "$TMP/follow")" $'out\nready'
+t_is "... its stderr on stderr" "$(cat "$TMP/follow.err")" err
 t_is "wait on an exited container" "$(ctfs wait logger)" 137
+log=$CTFS_ROOT/containers/$(ctfs inspect -f '{{.Id}}' logger)/container.log
+t_is "the log file is framed (docker's attach framing)" "$(head -c 8 "$log" | tail -c 7)" ctfslog
+# much output on both streams: whole, each on its own
+id=$(ctfs run -d "$IMG" sh -c 'seq 1 100000; seq 1 50000 >&2')
+ctfs wait "$id" >/dev/null
+t_is "logs of 100,000 lines on stdout and 50,000 on stderr: stdout whole" "$(ctfs logs "$id" 2>/dev/null | md5sum)" "$(seq 1 100000 | md5sum)"
+t_is "... stderr whole" "$(ctfs logs "$id" 2>&1 >/dev/null | md5sum)" "$(seq 1 50000 | md5sum)"
+ctfs rm "$id" >/dev/null
+id=$(ctfs run -d -t "$IMG" sh -c 'echo tty-out; echo tty-err >&2')
+ctfs wait "$id" >/dev/null
+t_like "logs of a detached container with a tty: both streams, as the terminal had them" "$(ctfs logs "$id" 2>/dev/null | tr -d '\r')" $'tty-out\ntty-err'
+ctfs rm "$id" >/dev/null
+# a log from before the streams were kept apart reads as it is, all on stdout
+printf 'old out\nold err\n' >"$log"
+t_is "a plain log from before reads as it is" "$(ctfs logs logger 2>/dev/null)" $'old out\nold err'
 ctfs rm logger >/dev/null
 
 # stop of a container that honours the image's StopSignal (USR1 for v2)
