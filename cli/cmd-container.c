@@ -684,13 +684,24 @@ int cmd_wait(struct cli *c, int argc, char **argv)
 
 int cmd_logs(struct cli *c, int argc, char **argv)
 {
-        static const struct option opts[] = { { "follow", no_argument, NULL, 'f' }, {} };
+        static const struct option opts[] = { { "follow", no_argument, NULL, 'f' },
+                                              { "tail", required_argument, NULL, 'n' }, {} };
         bool follow = false;
+        long tail = -1;
         int o;
-        while ((o = cli_getopt(argc, argv, "f", opts)) >= 0)
+        while ((o = cli_getopt(argc, argv, "fn:", opts)) >= 0)
                 if (o == 'f')
                         follow = true;
-                else
+                else if (o == 'n') {
+                        char *end;
+                        long v = strtol(optarg, &end, 10);
+                        if (!strcmp(optarg, "all"))
+                                tail = -1;
+                        else if (*end || !*optarg || v < 0)
+                                return cli_error("logs: invalid --tail %s (a number of lines, or all)", optarg);
+                        else
+                                tail = v;
+                } else
                         return cli_usage_error("logs");
         if (optind + 1 != argc)
                 return cli_usage_error("logs");
@@ -701,7 +712,7 @@ int cmd_logs(struct cli *c, int argc, char **argv)
         if (resolve(s, "logs", argv[optind], id) < 0)
                 return 1;
         fflush(stdout);
-        int r = run_logs(s, id, STDOUT_FILENO, STDERR_FILENO, follow);
+        int r = run_logs(s, id, STDOUT_FILENO, STDERR_FILENO, follow, tail);
         if (r < 0)
                 return cli_error("logs %s: %s", argv[optind], strerror(-r));
         return 0;

@@ -52,7 +52,7 @@ static const struct command commands[] = {
         { "rm", cmd_rm, "rm [-f] CONTAINER...", "remove containers and their changes (-f: running ones too)" },
         { "exec", cmd_exec, "exec [-i] [-t] [-e KEY=VALUE] [-w DIR] [-u USER[:GROUP]] CONTAINER COMMAND [ARG...]",
           "run a command in a running container" },
-        { "logs", cmd_logs, "logs [-f] CONTAINER", "show the output of a detached container" },
+        { "logs", cmd_logs, "logs [-f] [-n|--tail N|all] CONTAINER", "show the output of a detached container" },
         { "wait", cmd_wait, "wait CONTAINER...", "wait for containers to stop; print their exit codes" },
         { "version", cmd_version, "version", "show the version" },
         { "help", cmd_help, "help [COMMAND]", "show help" },

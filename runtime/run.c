@@ -835,7 +835,96 @@ static int log_read(struct log_reader *lr, int fd, int out_fd, int err_fd)
         }
 }
 
-int run_logs(store *s, const char *id, int out_fd, int err_fd, bool follow)
+/* --tail: the last n lines of what is in the log now, each on its stream (a line is cut where
+ * its stream wrote a newline). */
+struct log_line {
+        int stream;
+        char *text;
+        size_t len;
+};
+
+static int log_tail(struct log_reader *lr, int fd, int out_fd, int err_fd, long n)
+{
+        for (;;) {
+                lr->buf = xrealloc(lr->buf, lr->len + 65536);
+                ssize_t k = read(fd, lr->buf + lr->len, 65536);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                lr->len += (size_t)k;
+        }
+        lr->known = true;
+        lr->framed = lr->len >= LOG_MAGIC_LEN && memcmp(lr->buf, LOG_MAGIC, LOG_MAGIC_LEN) == 0;
+        struct log_line *ring = n > 0 ? xcalloc((size_t)n, sizeof(*ring)) : NULL;
+        size_t count = 0, off = lr->framed ? LOG_MAGIC_LEN : 0;
+        struct log_line open[3] = { { 0 } }; /* a line each stream has begun */
+        while (off < lr->len) {
+                int stream = 1;
+                size_t len = lr->len - off;
+                if (lr->framed) {
+                        if (lr->len - off < 8)
+                                break;
+                        const unsigned char *h = (const unsigned char *)lr->buf + off;
+                        len = (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 | h[7];
+                        if (lr->len - off - 8 < len)
+                                break;
+                        stream = h[0] == 2 ? 2 : 1;
+                        off += 8;
+                }
+                const char *p = lr->buf + off, *end = p + len;
+                while (p < end) {
+                        const char *nl = memchr(p, '\n', (size_t)(end - p));
+                        size_t piece = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+                        struct log_line *l = &open[stream];
+                        l->text = xrealloc(l->text, l->len + piece);
+                        memcpy(l->text + l->len, p, piece);
+                        l->len += piece;
+                        l->stream = stream;
+                        if (nl) { /* a whole line: into the ring */
+                                if (ring) {
+                                        struct log_line *slot = &ring[count % (size_t)n];
+                                        free(slot->text);
+                                        *slot = *l;
+                                } else {
+                                        free(l->text);
+                                }
+                                count++;
+                                *l = (struct log_line){ 0 };
+                        }
+                        p += piece;
+                }
+                off += len;
+        }
+        for (int k = 1; k < 3; k++) { /* a line not ended yet is the last of its stream */
+                if (open[k].len && ring) {
+                        struct log_line *slot = &ring[count % (size_t)n];
+                        free(slot->text);
+                        *slot = open[k];
+                        count++;
+                } else {
+                        free(open[k].text);
+                }
+        }
+        int r = 0;
+        size_t first = ring && count > (size_t)n ? count - (size_t)n : 0;
+        for (size_t i = first; i < count && ring; i++) {
+                struct log_line *l = &ring[i % (size_t)n];
+                if (r == 0)
+                        r = util_write_all(l->stream == 2 ? err_fd : out_fd, l->text, l->len);
+        }
+        for (size_t i = 0; ring && i < (size_t)n; i++)
+                free(ring[i].text);
+        free(ring);
+        /* what follows (-f) is read from here: a frame cut short stays for the next read */
+        memmove(lr->buf, lr->buf + off, lr->len - off);
+        lr->len -= off;
+        return r;
+}
+
+int run_logs(store *s, const char *id, int out_fd, int err_fd, bool follow, long tail)
 {
         _cleanup_free_ char *rel = xasprintf("containers/%s/" LOG_FILE, id);
         _cleanup_close_ int fd = openat(store_dirfd(s), rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -843,6 +932,10 @@ int run_logs(store *s, const char *id, int out_fd, int err_fd, bool follow)
                 return -errno;
         struct log_reader lr = { 0 };
         int r = 0;
+        if (tail >= 0 && fd >= 0 && (r = log_tail(&lr, fd, out_fd, err_fd, tail)) < 0) {
+                free(lr.buf);
+                return r;
+        }
         for (;;) {
                 if (fd >= 0 && (r = log_read(&lr, fd, out_fd, err_fd)) < 0)
                         break;

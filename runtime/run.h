@@ -54,5 +54,6 @@ int run_wait(store *s, const char *id, int *ret_exit_code);
 int run_remove(store *s, const char *id, bool force);
 
 /* The log of a detached container: what it wrote to stdout to out_fd, to stderr to err_fd (a
- * log from before the streams were kept apart: all to out_fd); follow: until it stops. */
-int run_logs(store *s, const char *id, int out_fd, int err_fd, bool follow);
+ * log from before the streams were kept apart: all to out_fd); tail >= 0: only its last tail
+ * lines; follow: then what comes, until it stops. */
+int run_logs(store *s, const char *id, int out_fd, int err_fd, bool follow, long tail);

@@ -266,6 +266,12 @@ id=$(ctfs run -d "$IMG" sh -c 'seq 1 100000; seq 1 50000 >&2')
 ctfs wait "$id" >/dev/null
 t_is "logs of 100,000 lines on stdout and 50,000 on stderr: stdout whole" "$(ctfs logs "$id" 2>/dev/null | md5sum)" "$(seq 1 100000 | md5sum)"
 t_is "... stderr whole" "$(ctfs logs "$id" 2>&1 >/dev/null | md5sum)" "$(seq 1 50000 | md5sum)"
+t_is "logs --tail 3: the last three lines" "$(ctfs logs --tail 3 "$id" 2>&1)" $'49998\n49999\n50000'
+t_is "logs -n 2: on their streams" "$(ctfs logs -n 2 "$id" 2>/dev/null)" ""
+t_is "logs --tail 0: nothing" "$(ctfs logs --tail 0 "$id" 2>&1)" ""
+t_is "logs --tail all: everything" "$(ctfs logs --tail all "$id" 2>/dev/null | wc -l)" 100000
+rc=0; out=$(ctfs logs --tail x "$id" 2>&1) || rc=$?
+t_like "logs --tail x: refused" "$rc:$out" "^1:ctfs: logs: invalid --tail x"
 ctfs rm "$id" >/dev/null
 id=$(ctfs run -d -t "$IMG" sh -c 'echo tty-out; echo tty-err >&2')
 ctfs wait "$id" >/dev/null
