@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "export.h"
 #include "table.h"
+#include "template.h"
 #include "container.h"
 #include "daemon.h"
 #include "import.h"
@@ -837,25 +838,120 @@ static char *command_string(char **args, bool trunc)
         return n;
 }
 
+/* ps --filter KEY=VALUE: docker's name (a part of the name), id (a prefix), status, ancestor
+ * (the image, as named or by id prefix). */
+struct ps_filter {
+        const char *key, *value;
+};
+
+static bool ps_match(const struct ps_filter *f, size_t n, const struct container_config *cfg,
+                     const struct container_state *st)
+{
+        /* several values of one key: any of them; of different keys: all */
+        static const char *const keys[] = { "name", "id", "status", "ancestor" };
+        for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+                bool any = false, hit = false;
+                for (size_t i = 0; i < n; i++) {
+                        if (strcmp(f[i].key, keys[k]) != 0)
+                                continue;
+                        any = true;
+                        const char *v = f[i].value;
+                        if (k == 0)
+                                hit = hit || (cfg->name && strstr(cfg->name, v));
+                        else if (k == 1)
+                                hit = hit || !strncmp(cfg->id, v, strlen(v));
+                        else if (k == 2)
+                                hit = hit || !strcmp(container_status_name(st->status), v);
+                        else
+                                hit = hit || (cfg->image_ref && !strcmp(cfg->image_ref, v)) ||
+                                      (*v && !strncmp(cfg->image, !strncmp(v, "sha256:", 7) ? v + 7 : v,
+                                                      strlen(!strncmp(v, "sha256:", 7) ? v + 7 : v)));
+                }
+                if (any && !hit)
+                        return false;
+        }
+        return true;
+}
+
+/* The fields docker's ps --format has. */
+static json_object *ps_fields(const struct container_config *cfg, const struct container_state *st, bool notrunc)
+{
+        json_object *o = json_object_new_object();
+        char buf[128];
+        snprintf(buf, sizeof(buf), "%.*s", notrunc ? 64 : 12, cfg->id);
+        json_object_object_add(o, "ID", json_object_new_string(buf));
+        json_object_object_add(o, "Image", json_object_new_string(cfg->image_ref ? cfg->image_ref : cfg->image));
+        _cleanup_free_ char *cmd = command_string(cfg->args, !notrunc);
+        json_object_object_add(o, "Command", json_object_new_string(cmd));
+        time_t t = (time_t)(cfg->created / 1000000000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+        json_object_object_add(o, "CreatedAt", json_object_new_string(buf));
+        fmt_ago(cfg->created / 1000000000, buf, sizeof(buf));
+        json_object_object_add(o, "RunningFor", json_object_new_string(buf));
+        fmt_status(st, buf, sizeof(buf));
+        json_object_object_add(o, "Status", json_object_new_string(buf));
+        json_object_object_add(o, "State", json_object_new_string(container_status_name(st->status)));
+        json_object_object_add(o, "Names", json_object_new_string(cfg->name ? cfg->name : ""));
+        json_object_object_add(o, "Ports", json_object_new_string(""));
+        json_object_object_add(o, "Labels", json_object_new_string(""));
+        json_object_object_add(o, "Mounts", json_object_new_string(""));
+        json_object_object_add(o, "Networks", json_object_new_string(cfg->network == CONTAINER_NET_NONE ? "none" : "host"));
+        return o;
+}
+
 int cmd_ps(struct cli *c, int argc, char **argv)
 {
         static const struct option opts[] = {
-                { "all", no_argument, NULL, 'a' }, { "quiet", no_argument, NULL, 'q' },
-                { "no-trunc", no_argument, NULL, 'n' }, {},
+                { "all", no_argument, NULL, 'a' },          { "quiet", no_argument, NULL, 'q' },
+                { "no-trunc", no_argument, NULL, 'N' },     { "format", required_argument, NULL, 'F' },
+                { "filter", required_argument, NULL, 'f' }, { "last", required_argument, NULL, 'n' },
+                { "latest", no_argument, NULL, 'l' },       {},
         };
         bool all = false, quiet = false, notrunc = false;
+        const char *format = NULL;
+        struct ps_filter filters[16];
+        size_t n_filters = 0;
+        long last = -1;
         int o;
-        while ((o = cli_getopt(argc, argv, "aq", opts)) >= 0)
+        while ((o = cli_getopt(argc, argv, "aqf:n:l", opts)) >= 0)
                 if (o == 'a')
                         all = true;
                 else if (o == 'q')
                         quiet = true;
-                else if (o == 'n')
+                else if (o == 'N')
                         notrunc = true;
-                else
+                else if (o == 'F')
+                        format = optarg;
+                else if (o == 'l')
+                        last = 1;
+                else if (o == 'n') {
+                        char *end;
+                        last = strtol(optarg, &end, 10);
+                        if (*end || !*optarg || last < 0)
+                                return cli_error("ps: invalid --last %s", optarg);
+                } else if (o == 'f') {
+                        char *eq = strchr(optarg, '=');
+                        static const char *const known = "name id status ancestor";
+                        if (!eq || eq == optarg || n_filters == ARRAY_SIZE(filters))
+                                return cli_error("ps: invalid --filter %s (KEY=VALUE)", optarg);
+                        *eq = '\0';
+                        if (!strstr(known, optarg) || strchr(optarg, ' '))
+                                return cli_error("ps: unsupported filter %s (name, id, status, ancestor)", optarg);
+                        filters[n_filters++] = (struct ps_filter){ optarg, eq + 1 };
+                } else
                         return cli_usage_error("ps");
         if (optind != argc)
                 return cli_usage_error("ps");
+        /* --filter status=, --last: not only the running ones, as docker's */
+        for (size_t i = 0; i < n_filters; i++)
+                all = all || !strcmp(filters[i].key, "status");
+        all = all || last >= 0;
+        bool json = format && !strcmp(format, "json");
+        bool table = format && !strncmp(format, "table ", 6);
+        if (table)
+                format += 6;
         store *s = cli_store(c);
         if (!s)
                 return 1;
@@ -865,8 +961,32 @@ int cmd_ps(struct cli *c, int argc, char **argv)
         if (r < 0)
                 return cli_error("ps: %s", strerror(-r));
         static const char *const headers[] = { "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES", NULL };
-        struct table *t = quiet ? NULL : table_new(headers);
-        for (size_t i = 0; i < n; i++) {
+        struct table *t = quiet || format ? NULL : table_new(headers);
+        if (table) {
+                /* the header: the template over the columns' names */
+                json_object *h = json_object_new_object();
+                static const char *const cols[][2] = {
+                        { "ID", "CONTAINER ID" }, { "Image", "IMAGE" },       { "Command", "COMMAND" },
+                        { "CreatedAt", "CREATED AT" }, { "RunningFor", "CREATED" }, { "Status", "STATUS" },
+                        { "State", "STATE" },     { "Names", "NAMES" },       { "Ports", "PORTS" },
+                        { "Labels", "LABELS" },   { "Mounts", "MOUNTS" },     { "Networks", "NETWORKS" },
+                };
+                for (size_t i = 0; i < ARRAY_SIZE(cols); i++)
+                        json_object_object_add(h, cols[i][0], json_object_new_string(cols[i][1]));
+                char *text = NULL, *err = NULL;
+                int tr = template_render(format, h, &text, &err);
+                json_object_put(h);
+                if (tr < 0) {
+                        container_ids_free(ids, n);
+                        cli_error("ps: template: %s", err ? err : "cannot render");
+                        free(err);
+                        return 1;
+                }
+                puts(text);
+                free(text);
+        }
+        long shown = 0;
+        for (size_t i = 0; i < n && (last < 0 || shown < last); i++) {
                 struct container_config cfg = { 0 };
                 struct container_state st;
                 if (container_load(s, ids[i], &cfg) < 0)
@@ -875,10 +995,29 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                         container_config_free(&cfg);
                         continue;
                 }
-                if (all || st.status == CONTAINER_RUNNING) {
+                if ((all || st.status == CONTAINER_RUNNING) && ps_match(filters, n_filters, &cfg, &st)) {
+                        shown++;
                         if (quiet)
                                 printf("%.*s\n", notrunc ? 64 : 12, cfg.id);
-                        else {
+                        else if (format) {
+                                json_object *f = ps_fields(&cfg, &st, notrunc);
+                                char *text = NULL, *err = NULL;
+                                if (json)
+                                        text = xstrdup(json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN |
+                                                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+                                else if (template_render(format, f, &text, &err) < 0) {
+                                        json_object_put(f);
+                                        container_state_free(&st);
+                                        container_config_free(&cfg);
+                                        container_ids_free(ids, n);
+                                        cli_error("ps: template: %s", err ? err : "cannot render");
+                                        free(err);
+                                        return 1;
+                                }
+                                puts(text);
+                                free(text);
+                                json_object_put(f);
+                        } else {
                                 char created[64], status[96];
                                 fmt_ago(cfg.created / 1000000000, created, sizeof(created));
                                 fmt_status(&st, status, sizeof(status));

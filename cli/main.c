@@ -46,7 +46,10 @@ static const struct command commands[] = {
           "[--privileged] [--init] IMAGE [COMMAND [ARG...]]",
           "run a command in a new container" },
         { "start", cmd_start, "start [-a] [-i] CONTAINER...", "start stopped containers (their changes kept)" },
-        { "ps", cmd_ps, "ps [-a] [-q] [--no-trunc]", "list containers (running ones; -a all)" },
+        { "ps", cmd_ps,
+          "ps [-a] [-q] [--no-trunc] [-f|--filter name=|id=|status=|ancestor=VALUE] [-n|--last N] [-l] "
+          "[--format TEMPLATE|table TEMPLATE|json]",
+          "list containers (running ones; -a all)" },
         { "stop", cmd_stop, "stop [-t SECONDS] CONTAINER...", "stop containers (SIGTERM, then SIGKILL after 10 s)" },
         { "kill", cmd_kill, "kill [-s SIGNAL] CONTAINER...", "send a signal to containers (SIGKILL by default)" },
         { "rm", cmd_rm, "rm [-f] CONTAINER...", "remove containers and their changes (-f: running ones too)" },

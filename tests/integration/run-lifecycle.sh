@@ -188,6 +188,18 @@ row = [l for l in lines if l.endswith("long-cmd")][0]
 print(row.index("long-cmd") == col, "…" in row)')" "True True"
 ctfs rm long-cmd >/dev/null
 t_is "ps -q" "$(ctfs ps -q)" "${id:0:12}"
+t_is "ps --format, as docker's" "$(ctfs ps --format '{{.ID}} {{.Names}} {{.State}} {{.Command}}')" "${id:0:12} bg running \"sleep 30\""
+t_is "ps --format 'table ...': a header, then the rows" "$(ctfs ps --format 'table {{.Names}}|{{.Status}}' | sed 's/|Up .*/|Up/')" $'NAMES|STATUS\nbg|Up'
+t_is "ps --format json: one object a line" "$(ctfs ps --format json | jq -r '.Names + " " + .State')" "bg running"
+ctfs create --name other-one "$IMG" true >/dev/null
+t_is "ps --filter name= (a part of it)" "$(ctfs ps -a --filter name=ther --format '{{.Names}}')" other-one
+t_is "ps --filter status=created (all states)" "$(ctfs ps --filter status=created --format '{{.Names}}')" other-one
+t_is "ps --filter id=" "$(ctfs ps --filter "id=${id:0:6}" --format '{{.Names}}')" bg
+t_is "ps --filter ancestor=" "$(ctfs ps -a --filter "ancestor=$IMG" --format '{{.Names}}' | sort | tr '\n' ' ')" "bg other-one "
+t_is "ps -n 1 / -l: the newest, whatever its state" "$(ctfs ps -n 1 --format '{{.Names}}') $(ctfs ps -l --format '{{.Names}}')" "other-one other-one"
+rc=0; out=$(ctfs ps --filter label=x 2>&1) || rc=$?
+t_is "ps --filter of a key it does not know: refused" "$rc:$out" "1:ctfs: ps: unsupported filter label (name, id, status, ancestor)"
+ctfs rm other-one >/dev/null
 t_is "list = ps" "$(ctfs list -q)" "${id:0:12}"
 t_is "inspect a container" "$(ctfs inspect bg | jq -r '.[0].State.Status, .[0].Name, .[0].Id')" $'running\n/bg\n'"$id"
 t_like "inspect: pid and config" "$(ctfs inspect "${id:0:8}" | jq -c '[.[0].State.Pid > 0, .[0].Config.Cmd]')" '^\[true,\["sleep","30"\]\]$'
