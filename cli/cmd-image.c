@@ -218,6 +218,31 @@ static int image_cmp(const void *a, const void *b)
         return x->created < y->created ? 1 : x->created > y->created ? -1 : strcmp(x->id, y->id);
 }
 
+/* images REPOSITORY[:TAG]: whether name (repo:tag) is one the argument names. */
+static bool image_name_match(const char *name, const char *want)
+{
+        _cleanup_free_ char *repo = NULL, *tag = NULL, *wrepo = NULL, *wtag = NULL;
+        split_name(name, &repo, &tag);
+        split_name(want, &wrepo, &wtag);
+        if (strcmp(repo, wrepo) != 0) {
+                /* docker.io/library/x is "x" too */
+                struct reference a, b;
+                if (reference_parse(repo, &a) < 0)
+                        return false;
+                if (reference_parse(wrepo, &b) < 0) {
+                        reference_free(&a);
+                        return false;
+                }
+                bool same = !strcmp(a.registry, b.registry) && !strcmp(a.repository, b.repository);
+                reference_free(&a);
+                reference_free(&b);
+                if (!same)
+                        return false;
+        }
+        return strchr(want, ':') == NULL || (strrchr(want, '/') && strchr(strrchr(want, '/'), ':') == NULL) ||
+               !strcmp(tag, wtag);
+}
+
 int cmd_images(struct cli *c, int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -225,9 +250,9 @@ int cmd_images(struct cli *c, int argc, char **argv)
                 { "format", required_argument, NULL, 'f' }, { "no-trunc", no_argument, NULL, 'n' },
                 { "images", no_argument, NULL, 'I' },  { "all", no_argument, NULL, 'a' }, {},
         };
-        bool quiet = false, digests = false, json = false, notrunc = false;
+        bool quiet = false, digests = false, json = false, notrunc = false, table = false;
+        const char *format = NULL;
         int o;
-        opterr = 0; /* the one-line usage error replaces getopt's own message */
         while ((o = cli_getopt(argc, argv, "qa", opts)) >= 0) {
                 switch (o) {
                 case 'q':
@@ -237,9 +262,9 @@ int cmd_images(struct cli *c, int argc, char **argv)
                         digests = true;
                         break;
                 case 'f':
-                        if (strcmp(optarg, "json") != 0)
-                                return cli_error("images: unsupported --format %s (json)", optarg);
-                        json = true;
+                        json = !strcmp(optarg, "json");
+                        table = !strncmp(optarg, "table ", 6);
+                        format = json ? NULL : table ? optarg + 6 : optarg;
                         break;
                 case 'n':
                         notrunc = true;
@@ -251,8 +276,9 @@ int cmd_images(struct cli *c, int argc, char **argv)
                         return cli_usage_error("images");
                 }
         }
-        if (optind != argc)
+        if (argc - optind > 1)
                 return cli_usage_error("images");
+        const char *want = optind < argc ? argv[optind] : NULL;
         store *s = cli_store(c);
         if (!s)
                 return 1;
@@ -265,6 +291,11 @@ int cmd_images(struct cli *c, int argc, char **argv)
         if (json) {
                 json_object *arr = json_object_new_array();
                 for (size_t i = 0; i < n; i++) {
+                        bool named = !want;
+                        for (char **p = imgs[i].names; *p && !named; p++)
+                                named = image_name_match(*p, want);
+                        if (!named)
+                                continue;
                         json_object *j = json_object_new_object();
                         json_object_object_add(j, "Id", json_object_new_string(imgs[i].id));
                         json_object_object_add(j, "Digest", json_object_new_string(imgs[i].digest));
@@ -281,21 +312,50 @@ int cmd_images(struct cli *c, int argc, char **argv)
                 store_images_free(imgs, n);
                 return 0;
         }
+        if (table) {
+                /* the header: the template over the columns' names */
+                json_object *h = json_object_new_object();
+                static const char *const hcols[][2] = { { "ID", "IMAGE ID" },        { "Repository", "REPOSITORY" },
+                                                        { "Tag", "TAG" },            { "Digest", "DIGEST" },
+                                                        { "CreatedSince", "CREATED" }, { "CreatedAt", "CREATED AT" },
+                                                        { "Size", "SIZE" } };
+                for (size_t i = 0; i < ARRAY_SIZE(hcols); i++)
+                        json_object_object_add(h, hcols[i][0], json_object_new_string(hcols[i][1]));
+                char *text = NULL, *err = NULL;
+                int tr = template_render(format, h, &text, &err);
+                json_object_put(h);
+                if (tr < 0) {
+                        store_images_free(imgs, n);
+                        cli_error("images: template: %s", err ? err : "cannot render");
+                        free(err);
+                        return 1;
+                }
+                puts(text);
+                free(text);
+        }
         static const char *const cols[] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", NULL };
         static const char *const cols_d[] = { "REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE", NULL };
         struct table *t = table_new(digests ? cols_d : cols);
-        for (size_t i = 0; i < n; i++) {
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                char size[32], ago[48], id[80];
+                /* docker: a full id is "sha256:..." */
+                snprintf(id, sizeof(id), "%s%.*s", notrunc ? "sha256:" : "", notrunc ? 64 : 12, imgs[i].id);
                 if (quiet) {
-                        printf("%.*s\n", notrunc ? 64 : 12, imgs[i].id);
+                        bool named = !want;
+                        for (char **p = imgs[i].names; *p && !named; p++)
+                                named = image_name_match(*p, want);
+                        if (named)
+                                printf("%s\n", id);
                         continue;
                 }
-                char size[32], ago[48], id[80];
                 fmt_size(imgs[i].size, size, sizeof(size));
                 fmt_ago(imgs[i].created, ago, sizeof(ago));
-                snprintf(id, sizeof(id), "%.*s", notrunc ? 64 : 12, imgs[i].id);
                 char *none[] = { NULL, NULL };
                 char **names = imgs[i].names[0] ? imgs[i].names : none;
                 for (char **p = names; p == names || *p; p++) {
+                        if (want && (!*p || !image_name_match(*p, want)))
+                                continue;
                         _cleanup_free_ char *repo = NULL, *tag = NULL;
                         if (*p)
                                 split_name(*p, &repo, &tag);
@@ -303,17 +363,41 @@ int cmd_images(struct cli *c, int argc, char **argv)
                                 repo = xstrdup("<none>");
                                 tag = xstrdup("<none>");
                         }
-                        if (digests)
+                        if (format) {
+                                json_object *f = json_object_new_object();
+                                json_object_object_add(f, "ID", json_object_new_string(id));
+                                json_object_object_add(f, "Repository", json_object_new_string(repo));
+                                json_object_object_add(f, "Tag", json_object_new_string(tag));
+                                json_object_object_add(f, "Digest", json_object_new_string(imgs[i].digest));
+                                json_object_object_add(f, "CreatedSince", json_object_new_string(ago));
+                                char at[64];
+                                time_t tt = (time_t)imgs[i].created;
+                                struct tm tm;
+                                gmtime_r(&tt, &tm);
+                                strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+                                json_object_object_add(f, "CreatedAt", json_object_new_string(at));
+                                json_object_object_add(f, "Size", json_object_new_string(size));
+                                char *text = NULL, *err = NULL;
+                                if (template_render(format, f, &text, &err) < 0) {
+                                        rc = cli_error("images: template: %s", err ? err : "cannot render");
+                                        free(err);
+                                } else
+                                        puts(text);
+                                free(text);
+                                json_object_put(f);
+                                if (rc)
+                                        break;
+                        } else if (digests)
                                 table_addf(t, repo, tag, imgs[i].digest, id, ago, size);
                         else
                                 table_addf(t, repo, tag, id, ago, size);
                 }
         }
-        if (!quiet)
+        if (!quiet && !format)
                 table_print(t, stdout, 1);
         table_free(t);
         store_images_free(imgs, n);
-        return 0;
+        return rc;
 }
 
 int cmd_list(struct cli *c, int argc, char **argv)

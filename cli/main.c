@@ -19,7 +19,8 @@ static const struct command commands[] = {
           "pull an image (NAME[:TAG|@DIGEST], docker://..., oci:DIR[:TAG], oci-archive:FILE[:TAG], "
           "docker-archive:FILE[:NAME:TAG])" },
         { "load", cmd_load, "load [-q] [-i FILE]", "load images from a docker or OCI archive (stdin by default)" },
-        { "images", cmd_images, "images [-q] [--digests] [--format json] [--no-trunc]", "list images" },
+        { "images", cmd_images, "images [-q] [--digests] [--format TEMPLATE|table TEMPLATE|json] [--no-trunc] [REPOSITORY[:TAG]]",
+          "list images" },
         { "list", cmd_list, "list [-a] [-q] | list --images [OPTIONS]", "list containers (like ps), or images with --images" },
         { "tag", cmd_tag, "tag SOURCE TARGET", "give an image another name" },
         { "rmi", cmd_rmi, "rmi [-f] IMAGE...", "remove images (untag a name; delete when no name is left)" },

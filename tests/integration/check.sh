@@ -28,6 +28,7 @@ t_ok "the restored image is identical to umoci unpack" "$TREECMP" "$TMP/ref/root
 
 # an image tree cut short
 id=$(ctfs images -q --no-trunc)
+id=${id#sha256:}
 tree=$CTFS_ROOT/images/$id/tree
 cp "$tree" "$TMP/tree.bak"
 truncate -s 100 "$tree"

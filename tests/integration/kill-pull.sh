@@ -81,7 +81,7 @@ store_files() {
 CTFS_ROOT=$TMP/clean
 t_ok "clean pull" ctfs pull "$REF"
 ID=$(ctfs images -q --no-trunc)
-t_like "one image" "$ID" '^[0-9a-f]{64}$'
+t_like "one image" "$ID" '^sha256:[0-9a-f]{64}$'
 t_ok "clean export" ctfs export -o "$TMP/clean.tar" "$NAME"
 t_ok "clean export untars" fx_extract_tar "$TMP/clean.tar" "$TMP/clean-export"
 t_ok "clean pull is identical to umoci unpack" "$TREECMP" "$TMP/ref/rootfs" "$TMP/clean-export"

@@ -125,9 +125,13 @@ t_like "images: a's row" "$(grep '^localhost/a ' <<<"$table")" \
 t_like "images: c's row" "$(grep '^localhost/c ' <<<"$table")" "^localhost/c +v1 +${ID_C:0:12} "
 t_is "images -q: short ids" "$(ctfs images -q | sort)" \
 	"$(printf '%s\n' "${ID_A:0:12}" "${ID_B:0:12}" "${ID_C:0:12}" | sort)"
-t_is "images -q --no-trunc: full ids" "$(ctfs images -q --no-trunc | sort)" \
-	"$(printf '%s\n' "$ID_A" "$ID_B" "$ID_C" | sort)"
-t_like "images --no-trunc: full id in the table" "$(ctfs images --no-trunc | grep '^localhost/a ')" " $ID_A "
+t_is "images -q --no-trunc: full ids, as docker's" "$(ctfs images -q --no-trunc | sort)" \
+	"$(printf 'sha256:%s\n' "$ID_A" "$ID_B" "$ID_C" | sort)"
+t_like "images --no-trunc: full id in the table" "$(ctfs images --no-trunc | grep '^localhost/a ')" " sha256:$ID_A "
+t_is "images REPOSITORY: that one's" "$(ctfs images -q localhost/a)" "${ID_A:0:12}"
+t_is "images REPOSITORY:TAG" "$(ctfs images -q localhost/c:v1) $(ctfs images -q localhost/c:v2 | wc -l)" "${ID_C:0:12} 0"
+t_is "images --format TEMPLATE, as docker's" "$(ctfs images --format '{{.Repository}}:{{.Tag}} {{.ID}}' localhost/a)" "localhost/a:v1 ${ID_A:0:12}"
+t_is "images --format 'table ...': a header" "$(ctfs images --format 'table {{.Repository}}' localhost/a)" $'REPOSITORY\nlocalhost/a'
 t_ok "images --digests" ctfs images --digests
 t_like "images --digests: header" "$(head -n1 "$T_OUT")" '^REPOSITORY +TAG +DIGEST +IMAGE ID +CREATED +SIZE$'
 t_like "images --digests: a's manifest digest" "$(grep '^localhost/a ' "$T_OUT")" \
@@ -208,7 +212,7 @@ rm -rf "${CTFS_ROOT:?}/containers/$CID"
 t_ok "rmi -f of an id with several names" ctfs rmi -f "$ID_A"
 t_is "rmi -f: every name untagged" "$(grep -c '^Untagged: ' "$T_OUT")" 2
 t_like "rmi -f: deleted" "$(cat "$T_OUT")" "Deleted: sha256:$ID_A"
-t_is "a is removed; b stays, and c unnamed until prune" "$(ctfs images -q --no-trunc | sort)" "$(printf '%s\n' "$ID_B" "$ID_C" | sort)"
+t_is "a is removed; b stays, and c unnamed until prune" "$(ctfs images -q --no-trunc | sort)" "$(printf 'sha256:%s\n' "$ID_B" "$ID_C" | sort)"
 
 # --- prune -----------------------------------------------------------------------------------
 
@@ -267,6 +271,6 @@ one_error "a value for a flag that takes none" ctfs ps --all=yes
 t_is "... saying so" "$(cat "$TMP/err")" "ctfs: ps: flag takes no value: --all (see ctfs ps --help)"
 t_ok "COMMAND --help succeeds" ctfs wait --help
 t_like "... with the usage on stdout" "$(cat "$T_OUT")" '^usage: ctfs wait CONTAINER'
-one_error "images with an unknown format" ctfs images --format yaml
+one_error "images with a template it cannot run" ctfs images --format "{{nope}}"
 one_error "system without df" ctfs system
 one_error "pull of a missing layout" ctfs pull "oci:$TMP/no-such-layout:v1"
