@@ -688,9 +688,10 @@ int cmd_prune(struct cli *c, int argc, char **argv)
         char size[32];
         fmt_size(res.bytes, size, sizeof(size));
         if (!c->quiet)
-                printf("Deleted %llu image%s, %llu layer%s, %llu object%s\nTotal reclaimed space: %s\n",
+                printf("Deleted %llu image%s, %llu layer%s, %llu object%s, %llu blob%s\nTotal reclaimed space: %s\n",
                        (unsigned long long)res.images, res.images == 1 ? "" : "s", (unsigned long long)res.layers,
-                       res.layers == 1 ? "" : "s", (unsigned long long)res.objects, res.objects == 1 ? "" : "s", size);
+                       res.layers == 1 ? "" : "s", (unsigned long long)res.objects, res.objects == 1 ? "" : "s",
+                       (unsigned long long)res.blobs, res.blobs == 1 ? "" : "s", size);
         return 0;
 }
 

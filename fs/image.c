@@ -550,8 +550,10 @@ static void prune_blob(store *s, int dfd, const char *name, void *u)
         }
         if (digest_parse_hex(name, d) < 0 || dset_count(&c->blobs, d))
                 return;
-        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && unlinkat(dfd, name, 0) == 0)
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && unlinkat(dfd, name, 0) == 0) {
+                c->res.blobs++;
                 c->res.bytes += (uint64_t)st.st_blocks * 512;
+        }
 }
 
 static void prune_tmp(store *s, int dfd, const char *name, void *u)

@@ -37,7 +37,7 @@ int image_remove(store *s, const char *what, bool force, char ***ret_untagged, c
                  char **ret_error);
 
 struct prune_result {
-        uint64_t images, layers, objects, bytes;
+        uint64_t images, layers, objects, blobs, bytes; /* blobs: manifests, configs, layer archives */
 };
 /* Remove images without names that no container uses, then layers and objects no image uses,
  * and abandoned work directories. */
