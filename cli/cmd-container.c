@@ -440,6 +440,10 @@ static int do_create(struct cli *c, const char *cmd, struct create_opts *o)
         }
         if (ensure_mounted(s) < 0)
                 return EXIT_CTFS;
+        /* the name may be held by a --rm container its killed `run` left */
+        char held[CONTAINER_ID_LEN + 1];
+        if (cfg->name && container_resolve(s, cfg->name, held) == 0)
+                run_reap(s, held);
         r = container_create(s, cfg, &err);
         if (r < 0) {
                 cli_fail(err, "%s: %s", cmd, strerror(-r));
@@ -994,6 +998,11 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                 if (container_state_load(s, ids[i], &st) < 0) {
                         container_config_free(&cfg);
                         continue;
+                }
+                if (cfg.auto_remove && st.status == CONTAINER_EXITED && run_reap(s, ids[i])) {
+                        container_state_free(&st);
+                        container_config_free(&cfg);
+                        continue; /* a --rm container its killed `run` left */
                 }
                 if ((all || st.status == CONTAINER_RUNNING) && ps_match(filters, n_filters, &cfg, &st)) {
                         shown++;

@@ -752,6 +752,27 @@ int run_wait(store *s, const char *id, int *ret_exit_code)
         return gone ? container_exit_kept(s, id, ret_exit_code) : 0;
 }
 
+bool run_reap(store *s, const char *id)
+{
+        struct container_config cfg = { 0 };
+        if (container_load(s, id, &cfg) < 0)
+                return false;
+        bool rm = cfg.auto_remove;
+        container_config_free(&cfg);
+        struct container_state st;
+        if (!rm || container_state_load(s, id, &st) < 0)
+                return false;
+        /* ended; its monitor, which removes it, is gone (or about to remove it: then one of the
+         * two removals finds nothing, and both keep the same exit code) */
+        rm = st.status == CONTAINER_EXITED && !container_pid_alive(st.monitor, st.monitor_start);
+        int code = st.exit_code;
+        container_state_free(&st);
+        if (!rm)
+                return false;
+        container_exit_keep(s, id, code);
+        return run_remove(s, id, false) == 0;
+}
+
 int run_remove(store *s, const char *id, bool force)
 {
         struct container_state st;

@@ -50,6 +50,9 @@ int run_kill(store *s, const char *id, int sig);
 int run_stop(store *s, const char *id, int timeout);
 /* Wait until the container is not running; its exit code. */
 int run_wait(store *s, const char *id, int *ret_exit_code);
+/* Remove a --rm container that ended without its monitor removing it (`ctfs run --rm` killed
+ * by SIGKILL), keeping its exit code for `wait`; true when it did. */
+bool run_reap(store *s, const char *id);
 /* Remove a container; a running one only with force (killed first). -EBUSY otherwise. */
 int run_remove(store *s, const char *id, bool force);
 

@@ -409,3 +409,21 @@ rc=0; out=$(ctfs export no-such-thing 2>&1 >/dev/null) || rc=$?
 t_is "export of nothing: status 1" "$rc" 1
 t_is "... one line" "$out" "ctfs: export: no such container or image: no-such-thing"
 ctfs rm exp >/dev/null
+
+# a `run --rm` killed by SIGKILL leaves its container: the next ps removes it, and its name is free
+"$CTFS" --root "$CTFS_ROOT" run --rm --name killed "$IMG" sleep 60 >/dev/null 2>&1 &
+runpid=$!
+for _ in $(seq 50); do [[ $(ctfs ps -q --filter name=killed) ]] && break; sleep 0.1; done
+kid=$(ctfs inspect -f '{{.Id}}' killed)
+kill -KILL "$runpid"
+wait "$runpid" 2>/dev/null || true
+for _ in $(seq 50); do [[ $(ctfs inspect -f '{{.State.Status}}' "$kid" 2>/dev/null) == exited ]] && break; sleep 0.1; done
+t_is "run --rm killed by SIGKILL: the next ps removes what it left" "$(ctfs ps -a -q --filter name=killed)" ""
+t_fail "... its record is gone" test -e "$CTFS_ROOT/containers/$kid"
+"$CTFS" --root "$CTFS_ROOT" run --rm --name killed2 "$IMG" sleep 60 >/dev/null 2>&1 &
+runpid=$!
+for _ in $(seq 50); do [[ $(ctfs ps -q --filter name=killed2) ]] && break; sleep 0.1; done
+kill -KILL "$runpid"
+wait "$runpid" 2>/dev/null || true
+for _ in $(seq 50); do [[ $(ctfs inspect -f '{{.State.Status}}' killed2 2>/dev/null) == exited ]] && break; sleep 0.1; done
+t_is "... and its name is free again at once" "$(ctfs run --rm --name killed2 "$IMG" echo again)" again
