@@ -1143,7 +1143,16 @@ json_object *cli_container_inspect(store *s, const char *what)
         json_object_object_add(cc, "Tty", json_object_new_boolean(cfg.tty));
         json_object_object_add(cc, "OpenStdin", json_object_new_boolean(cfg.interactive));
         json_object_object_add(cc, "Env", strv_json(cfg.env));
-        json_object_object_add(cc, "Cmd", strv_json(cfg.args));
+        /* as docker's: the entrypoint and the command apart (null when there is none) */
+        json_object *ep = NULL, *cmd = NULL;
+        for (size_t i = 0; cfg.args[i]; i++) {
+                json_object **to = i < cfg.n_entrypoint ? &ep : &cmd;
+                if (!*to)
+                        *to = json_object_new_array();
+                json_object_array_add(*to, json_object_new_string(cfg.args[i]));
+        }
+        json_object_object_add(cc, "Entrypoint", ep);
+        json_object_object_add(cc, "Cmd", cmd);
         json_object_object_add(cc, "Image", json_object_new_string(cfg.image_ref ? cfg.image_ref : cfg.image));
         json_object_object_add(cc, "WorkingDir", json_object_new_string(cfg.cwd ? cfg.cwd : "/"));
         if (cfg.stop_signal)

@@ -191,6 +191,7 @@ json_object *container_config_to_json(const struct container_config *c)
         json_object_object_add(o, "created", json_object_new_int64(c->created));
         json_object *p = json_object_new_object();
         json_object_object_add(p, "args", strv_to_json(c->args));
+        json_object_object_add(p, "entrypoint_args", json_object_new_int64((int64_t)c->n_entrypoint));
         json_object_object_add(p, "env", strv_to_json(c->env));
         add_str(p, "cwd", c->cwd);
         add_str(p, "user", c->user ? c->user : "");
@@ -243,6 +244,11 @@ static int config_from_json(json_object *o, struct container_config *c)
         c->env = json_object_object_get_ex(p, "env", &v) ? strv_from_json(v) : NULL;
         if (!c->args || !c->args[0] || !c->env)
                 return -EINVAL;
+        int64_t ne = get_int(p, "entrypoint_args"); /* (0 in a record from before) */
+        size_t nargs = 0;
+        while (c->args[nargs])
+                nargs++;
+        c->n_entrypoint = ne > 0 && (size_t)ne <= nargs ? (size_t)ne : 0;
         c->cwd = dup_str(p, "cwd");
         c->user = dup_str(p, "user");
         c->tty = get_bool(p, "tty");

@@ -44,6 +44,7 @@ struct container_config {
 
         /* the process, resolved from the image config and the options at create time */
         char **args;      /* NULL-terminated, at least one */
+        size_t n_entrypoint; /* how many of them are the entrypoint (the rest: the command) */
         char **env;       /* NULL-terminated, KEY=VALUE */
         char *cwd;        /* absolute */
         char *user;       /* as given or from the image ("" = root) */

@@ -231,16 +231,20 @@ int spec_build_process(const struct image_config *img, const struct spec_overrid
                        struct container_config *cfg, char **ret_error)
 {
         char **args = xcalloc(1, sizeof(char *));
+        size_t n_entrypoint = 0;
         if (o->entrypoint) {
                 if (*o->entrypoint) {
                         char *const ep[] = { (char *)o->entrypoint, NULL };
                         strv_append(&args, ep);
+                        n_entrypoint = 1;
                 }
                 if (o->cmd)
                         strv_append(&args, o->cmd);
         } else {
-                if (img && img->entrypoint)
+                if (img && img->entrypoint) {
                         strv_append(&args, img->entrypoint);
+                        n_entrypoint = strv_len(img->entrypoint);
+                }
                 if (o->cmd && o->cmd[0])
                         strv_append(&args, o->cmd);
                 else if (img && img->cmd)
@@ -278,6 +282,7 @@ int spec_build_process(const struct image_config *img, const struct spec_overrid
                 return -EINVAL;
         }
         cfg->args = args;
+        cfg->n_entrypoint = n_entrypoint;
         cfg->env = env;
         cfg->cwd = xstrdup(cwd);
         cfg->user = xstrdup(o->user ? o->user : img && img->user ? img->user : "");

@@ -81,6 +81,12 @@ run_out --rm localhost/layout:v2
 t_is "Entrypoint + Cmd" "$out" from-cmd
 run_out --rm localhost/layout:v2 a b
 t_is "arguments replace Cmd" "$out" "a b"
+id=$(ctfs create localhost/layout:v2 a b)
+t_is "inspect: Config.Entrypoint and Config.Cmd apart, as docker's" "$(ctfs inspect -f '{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Path}} {{json .Args}}' "$id")" '["/bin/echo"] ["a","b"] /bin/echo ["a","b"]'
+ctfs rm "$id" >/dev/null
+id=$(ctfs create "$IMG" true)
+t_is "... an image without an entrypoint: null" "$(ctfs inspect -f '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' "$id")" 'null ["true"]'
+ctfs rm "$id" >/dev/null
 run_out --rm --entrypoint /bin/sh localhost/layout:v2 -c 'id -un; pwd; echo $GREETING $HOME'
 t_is "User, WorkingDir, Env from the image; --entrypoint" "$out" $'user\n/home/user\nhello /home/user'
 run_out --rm -u 0 -w / -e GREETING=bye -e NEW=1 --entrypoint sh localhost/layout:v2 -c 'id -u; pwd; echo $GREETING $NEW'
