@@ -700,7 +700,7 @@ int cmd_logs(struct cli *c, int argc, char **argv)
                 else if (o == 'n') {
                         char *end;
                         long v = strtol(optarg, &end, 10);
-                        if (!strcmp(optarg, "all"))
+                        if (!strcmp(optarg, "all") || !strcmp(optarg, "-1"))
                                 tail = -1;
                         else if (*end || !*optarg || v < 0)
                                 return cli_error("logs: invalid --tail %s (a number of lines, or all)", optarg);
@@ -848,7 +848,7 @@ struct ps_filter {
         const char *key, *value;
 };
 
-static bool ps_match(const struct ps_filter *f, size_t n, const struct container_config *cfg,
+static bool ps_match(store *s, const struct ps_filter *f, size_t n, const struct container_config *cfg,
                      const struct container_state *st)
 {
         /* several values of one key: any of them; of different keys: all */
@@ -866,10 +866,13 @@ static bool ps_match(const struct ps_filter *f, size_t n, const struct container
                                 hit = hit || !strncmp(cfg->id, v, strlen(v));
                         else if (k == 2)
                                 hit = hit || !strcmp(container_status_name(st->status), v);
-                        else
+                        else {
+                                /* the image as named (alpine, alpine:latest, docker.io/library/alpine)
+                                 * or by id */
+                                char img[DIGEST_HEX_LEN + 1];
                                 hit = hit || (cfg->image_ref && !strcmp(cfg->image_ref, v)) ||
-                                      (*v && !strncmp(cfg->image, !strncmp(v, "sha256:", 7) ? v + 7 : v,
-                                                      strlen(!strncmp(v, "sha256:", 7) ? v + 7 : v)));
+                                      (store_resolve_image(s, v, img) == 0 && !strcmp(img, cfg->image));
+                        }
                 }
                 if (any && !hit)
                         return false;
@@ -933,15 +936,17 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                 else if (o == 'n') {
                         char *end;
                         last = strtol(optarg, &end, 10);
-                        if (*end || !*optarg || last < 0)
+                        if (*end || !*optarg || last < -1)
                                 return cli_error("ps: invalid --last %s", optarg);
+                        if (last <= 0)
+                                last = -1; /* docker: 0 and -1 are no limit */
                 } else if (o == 'f') {
                         char *eq = strchr(optarg, '=');
-                        static const char *const known = "name id status ancestor";
                         if (!eq || eq == optarg || n_filters == ARRAY_SIZE(filters))
                                 return cli_error("ps: invalid --filter %s (KEY=VALUE)", optarg);
                         *eq = '\0';
-                        if (!strstr(known, optarg) || strchr(optarg, ' '))
+                        if (strcmp(optarg, "name") && strcmp(optarg, "id") && strcmp(optarg, "status") &&
+                            strcmp(optarg, "ancestor"))
                                 return cli_error("ps: unsupported filter %s (name, id, status, ancestor)", optarg);
                         filters[n_filters++] = (struct ps_filter){ optarg, eq + 1 };
                 } else
@@ -952,10 +957,12 @@ int cmd_ps(struct cli *c, int argc, char **argv)
         for (size_t i = 0; i < n_filters; i++)
                 all = all || !strcmp(filters[i].key, "status");
         all = all || last >= 0;
-        bool json = format && !strcmp(format, "json");
-        bool table = format && !strncmp(format, "table ", 6);
-        if (table)
-                format += 6;
+        /* -q wins over --format; "table" alone is the default table */
+        bool json = !quiet && format && !strcmp(format, "json"), table = false;
+        _cleanup_free_ char *tmpl = !quiet && format && !json ? template_listing(format, &table) : NULL;
+        format = json ? format : tmpl;
+        table = table && tmpl;
+        struct { char **v; size_t n; } lines = { 0 }; /* a table's lines, aligned at the end */
         store *s = cli_store(c);
         if (!s)
                 return 1;
@@ -986,7 +993,7 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                         free(err);
                         return 1;
                 }
-                puts(text);
+                strv_push(&lines.v, &lines.n, text);
                 free(text);
         }
         long shown = 0;
@@ -1004,7 +1011,7 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                         container_config_free(&cfg);
                         continue; /* a --rm container its killed `run` left */
                 }
-                if ((all || st.status == CONTAINER_RUNNING) && ps_match(filters, n_filters, &cfg, &st)) {
+                if ((all || st.status == CONTAINER_RUNNING) && ps_match(s, filters, n_filters, &cfg, &st)) {
                         shown++;
                         if (quiet)
                                 printf("%.*s\n", notrunc ? 64 : 12, cfg.id);
@@ -1021,9 +1028,13 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                                         container_ids_free(ids, n);
                                         cli_error("ps: template: %s", err ? err : "cannot render");
                                         free(err);
+                                        strv_free(lines.v);
                                         return 1;
                                 }
-                                puts(text);
+                                if (table)
+                                        strv_push(&lines.v, &lines.n, text);
+                                else
+                                        puts(text);
                                 free(text);
                                 json_object_put(f);
                         } else {
@@ -1046,6 +1057,9 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                 table_print(t, stdout, 1);
                 table_free(t);
         }
+        if (table)
+                table_print_tabbed(lines.v, lines.n, stdout);
+        strv_free(lines.v);
         return 0;
 }
 

@@ -218,6 +218,12 @@ static int image_cmp(const void *a, const void *b)
         return x->created < y->created ? 1 : x->created > y->created ? -1 : strcmp(x->id, y->id);
 }
 
+static void lines_push(char ***v, size_t *n, const char *line)
+{
+        *v = xrealloc(*v, (*n + 1) * sizeof(char *));
+        (*v)[(*n)++] = xstrdup(line);
+}
+
 /* images REPOSITORY[:TAG]: whether name (repo:tag) is one the argument names. */
 static bool image_name_match(const char *name, const char *want)
 {
@@ -233,7 +239,10 @@ static bool image_name_match(const char *name, const char *want)
                         reference_free(&a);
                         return false;
                 }
-                bool same = !strcmp(a.registry, b.registry) && !strcmp(a.repository, b.repository);
+                /* (oci:DIR and the other local transports name no repository) */
+                bool same = a.transport == REF_DOCKER && b.transport == REF_DOCKER && a.registry && b.registry &&
+                            a.repository && b.repository && !strcmp(a.registry, b.registry) &&
+                            !strcmp(a.repository, b.repository);
                 reference_free(&a);
                 reference_free(&b);
                 if (!same)
@@ -262,9 +271,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
                         digests = true;
                         break;
                 case 'f':
-                        json = !strcmp(optarg, "json");
-                        table = !strncmp(optarg, "table ", 6);
-                        format = json ? NULL : table ? optarg + 6 : optarg;
+                        format = optarg;
                         break;
                 case 'n':
                         notrunc = true;
@@ -279,6 +286,12 @@ int cmd_images(struct cli *c, int argc, char **argv)
         if (argc - optind > 1)
                 return cli_usage_error("images");
         const char *want = optind < argc ? argv[optind] : NULL;
+        /* -q wins over --format; "table" alone is the default table; json: podman's array */
+        json = !quiet && format && !strcmp(format, "json");
+        _cleanup_free_ char *tmpl = !quiet && format && !json ? template_listing(format, &table) : NULL;
+        format = tmpl;
+        table = table && tmpl;
+        struct { char **v; size_t n; } lines = { 0 }; /* a table's lines, aligned at the end */
         store *s = cli_store(c);
         if (!s)
                 return 1;
@@ -330,7 +343,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
                         free(err);
                         return 1;
                 }
-                puts(text);
+                lines_push(&lines.v, &lines.n, text);
                 free(text);
         }
         static const char *const cols[] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", NULL };
@@ -381,7 +394,9 @@ int cmd_images(struct cli *c, int argc, char **argv)
                                 if (template_render(format, f, &text, &err) < 0) {
                                         rc = cli_error("images: template: %s", err ? err : "cannot render");
                                         free(err);
-                                } else
+                                } else if (table)
+                                        lines_push(&lines.v, &lines.n, text);
+                                else
                                         puts(text);
                                 free(text);
                                 json_object_put(f);
@@ -396,6 +411,11 @@ int cmd_images(struct cli *c, int argc, char **argv)
         if (!quiet && !format)
                 table_print(t, stdout, 1);
         table_free(t);
+        if (table && rc == 0)
+                table_print_tabbed(lines.v, lines.n, stdout);
+        for (size_t i = 0; i < lines.n; i++)
+                free(lines.v[i]);
+        free(lines.v);
         store_images_free(imgs, n);
         return rc;
 }

@@ -4,6 +4,7 @@
 #include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -105,9 +106,29 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
         int r = getopt_long(argc, argv, shortopts, longopts, NULL);
         if (r != '?' && r != ':')
                 return r;
-        /* optopt: the short option (or a long one's value) it refused, 0 for an unknown long one */
+        /* optopt: the short option (or a long one's value) it refused, 0 for an unknown long one;
+         * argv[optind - 1]: the argument, but for a short option inside a cluster ("-aX"), which
+         * leaves optind where it was */
         const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+        bool is_long = false;
         if (strncmp(arg, "--", 2) == 0) {
+                size_t len = strcspn(arg + 2, "=");
+                const struct option *lo = longopts;
+                while (lo && lo->name && !(strlen(lo->name) == len && !strncmp(lo->name, arg + 2, len)))
+                        lo++;
+                /* unknown long one, or a known one with a wrong value (its own val in optopt) */
+                is_long = optopt == 0 || (lo && lo->name && lo->val == optopt);
+        }
+        if (is_long && !strncmp(arg, "--help", 6) && (arg[6] == '\0' || arg[6] == '=')) {
+                /* --help after other options */
+                const struct command *cmd = cli_find(argv[0]);
+                if (cmd) {
+                        printf("usage: ctfs %s\n\n%s\n", cmd->usage, cmd->summary);
+                        fflush(stdout);
+                        exit(0);
+                }
+        }
+        if (is_long) {
                 snprintf(bad_flag, sizeof(bad_flag), "%.*s", (int)strcspn(arg, "="), arg);
                 bad_flag_why = optopt == 0 ? "unknown flag" : strchr(arg, '=') ? "flag takes no value" : "flag needs an argument";
         } else {

@@ -85,3 +85,34 @@ void table_free(struct table *t)
         free(t->cells);
         free(t);
 }
+
+void table_print_tabbed(char *const *lines, size_t n, FILE *f)
+{
+        /* lines[0] is the header; every line's cells are what its tabs separate */
+        size_t ncols = 1;
+        for (size_t i = 0; i < n; i++) {
+                size_t k = 1;
+                for (const char *p = lines[i]; (p = strchr(p, '\t')); p++)
+                        k++;
+                if (k > ncols)
+                        ncols = k;
+        }
+        struct table *t = xcalloc(1, sizeof(*t));
+        t->ncols = ncols;
+        const char **cells = xcalloc(ncols, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+                char *copy = xstrdup(lines[i]), *save = copy;
+                for (size_t c = 0; c < ncols; c++) {
+                        cells[c] = save ? save : "";
+                        char *tab = save ? strchr(save, '\t') : NULL;
+                        if (tab)
+                                *tab = '\0';
+                        save = tab ? tab + 1 : NULL;
+                }
+                table_add(t, cells);
+                free(copy);
+        }
+        free(cells);
+        table_print(t, f, 1);
+        table_free(t);
+}

@@ -12,3 +12,6 @@ void table_add(struct table *t, const char *const *cells);
 void table_addf(struct table *t, ...); /* cells as const char * arguments, one per column */
 void table_print(struct table *t, FILE *f, int with_headers);
 void table_free(struct table *t);
+/* `--format 'table ...'`: lines whose cells are separated by tabs (the first the header),
+ * aligned as table_print aligns columns (docker aligns its table formats so). */
+void table_print_tabbed(char *const *lines, size_t n, FILE *f);

@@ -79,7 +79,21 @@ static enum token next_token(struct parser *ps, char **ret)
         const char *start = ps->p + 2;
         if (*start == '-')
                 start++;
-        const char *close = strstr(start, "}}");
+        /* the "}}" that closes it: not one inside a "string" or a `raw string` */
+        const char *close = start;
+        for (char q = 0; *close; close++) {
+                if (q) {
+                        if (*close == '\\' && q == '"' && close[1])
+                                close++;
+                        else if (*close == q)
+                                q = 0;
+                } else if (*close == '"' || *close == '`')
+                        q = *close;
+                else if (close[0] == '}' && close[1] == '}')
+                        break;
+        }
+        if (!*close)
+                close = NULL;
         if (!close) {
                 set_error(ps, "unclosed action");
                 return T_END;
@@ -264,14 +278,31 @@ static bool next_word(const char **p, char **ret, bool *ret_quoted)
         if (!**p)
                 return false;
         *ret_quoted = false;
-        if (**p == '"' || **p == '`') {
-                char q = **p;
+        if (**p == '`') { /* raw */
                 const char *s = ++(*p);
-                while (**p && **p != q)
+                while (**p && **p != '`')
                         (*p)++;
                 *ret = xstrndup(s, (size_t)(*p - s));
                 if (**p)
                         (*p)++;
+                *ret_quoted = true;
+                return true;
+        }
+        if (**p == '"') { /* with Go's escapes: \n \t \r \\ \" */
+                (*p)++;
+                char *out = xmalloc(strlen(*p) + 1), *o = out;
+                while (**p && **p != '"') {
+                        char ch = *(*p)++;
+                        if (ch == '\\' && **p) {
+                                ch = *(*p)++;
+                                ch = ch == 'n' ? '\n' : ch == 't' ? '\t' : ch == 'r' ? '\r' : ch;
+                        }
+                        *o++ = ch;
+                }
+                *o = '\0';
+                if (**p)
+                        (*p)++;
+                *ret = out;
                 *ret_quoted = true;
                 return true;
         }
@@ -406,7 +437,8 @@ static json_object *eval_action(struct eval *e, json_object *dot, const char *ac
                 }
                 *ret_missing = r == NULL;
         } else if (!strcmp(w, "join")) {
-                if (n != 2 || json_object_get_type(args[0]) != json_type_array)
+                if (n != 2 || json_object_get_type(args[0]) != json_type_array ||
+                    json_object_get_type(args[1]) != json_type_string)
                         eval_error(e, "join takes a list and a separator");
                 else {
                         struct out o = { 0 };
@@ -522,4 +554,27 @@ int template_render(const char *tmpl, json_object *value, char **ret, char **ret
         }
         *ret = o.buf;
         return 0;
+}
+
+char *template_listing(const char *format, bool *ret_table)
+{
+        *ret_table = strncmp(format, "table", 5) == 0;
+        if (*ret_table)
+                format += 5;
+        while (*format == ' ')
+                format++;
+        if (*ret_table && !*format)
+                return NULL;
+        char *out = xmalloc(strlen(format) + 1), *o = out;
+        for (const char *p = format; *p; p++) {
+                if (p[0] == '\\' && (p[1] == 't' || p[1] == 'n')) {
+                        *o++ = p[1] == 't' ? '\t' : '\n';
+                        p++;
+                } else
+                        *o++ = *p;
+        }
+        while (o > out && o[-1] == ' ')
+                o--;
+        *o = '\0';
+        return out;
 }

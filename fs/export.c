@@ -183,8 +183,11 @@ int export_image(store *s, const char *id, int out_fd, char **ret_error)
 
 /* ---- a directory (a container's view) ---- */
 
+#define XATTR_BUF 65536
+
 struct dir_ctx {
         struct archive *a;
+        char *xlist, *xval; /* XATTR_BUF each: one pair for the whole walk, not a frame's worth */
         struct seen_link {
                 dev_t dev;
                 ino_t ino;
@@ -210,27 +213,34 @@ static int dir_walk(struct dir_ctx *c, int dfd, const char *prefix, unsigned dep
         if (!d) {
                 if (scan >= 0)
                         close(scan);
-                c->error = xasprintf("export %s: %s", prefix, strerror(errno));
-                return -errno;
+                int err = errno;
+                c->error = xasprintf("export %s: %s", prefix, strerror(err));
+                return -err;
         }
         char **names = NULL;
         size_t n = 0;
-        for (struct dirent *de; (de = readdir(d));) {
+        errno = 0;
+        for (struct dirent *de; (de = readdir(d)); errno = 0) {
                 if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                         continue;
                 names = xrealloc(names, (n + 1) * sizeof(*names));
                 names[n++] = xstrdup(de->d_name);
         }
+        int rerr = errno;
         closedir(d);
         if (n)
                 qsort(names, n, sizeof(*names), name_cmp);
         int r = 0;
+        if (rerr) {
+                c->error = xasprintf("export %s: %s", prefix, strerror(rerr));
+                r = -rerr;
+        }
         for (size_t i = 0; i < n; i++) {
                 struct stat st;
                 _cleanup_free_ char *path = xasprintf("%s%s", prefix, names[i]);
                 if (r == 0 && fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         r = -errno;
-                        c->error = xasprintf("export %s: %s", path, strerror(errno));
+                        c->error = xasprintf("export %s: %s", path, strerror(-r));
                 }
                 if (r == 0 && !S_ISSOCK(st.st_mode)) /* (tar has no sockets, nor does docker export) */
                         r = dir_entry(c, dfd, names[i], &st, path, depth);
@@ -253,13 +263,12 @@ static int dir_entry(struct dir_ctx *c, int dfd, const char *name, const struct 
         char at[64];
         snprintf(at, sizeof(at), "/proc/self/fd/%d/", dfd);
         _cleanup_free_ char *xpath = xasprintf("%s%s", at, name);
-        char list[65536];
-        ssize_t ll = llistxattr(xpath, list, sizeof(list));
+        char *list = c->xlist;
+        ssize_t ll = llistxattr(xpath, list, XATTR_BUF);
         for (ssize_t k = 0; k < ll; k += (ssize_t)strlen(list + k) + 1) {
-                char val[65536];
-                ssize_t vl = lgetxattr(xpath, list + k, val, sizeof(val));
+                ssize_t vl = lgetxattr(xpath, list + k, c->xval, XATTR_BUF);
                 if (vl >= 0)
-                        archive_entry_xattr_add_entry(e, list + k, val, (size_t)vl);
+                        archive_entry_xattr_add_entry(e, list + k, c->xval, (size_t)vl);
         }
         bool data = false;
         if (S_ISREG(st->st_mode)) {
@@ -295,9 +304,10 @@ static int dir_entry(struct dir_ctx *c, int dfd, const char *name, const struct 
         if (data || S_ISDIR(st->st_mode)) {
                 fd = openat(dfd, name, (S_ISDIR(st->st_mode) ? O_DIRECTORY : 0) | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0) {
-                        c->error = xasprintf("export %s: %s", path, strerror(errno));
+                        int err = errno;
+                        c->error = xasprintf("export %s: %s", path, strerror(err));
                         archive_entry_free(e);
-                        return -errno;
+                        return -err;
                 }
         }
         int r = 0;
@@ -321,6 +331,8 @@ int export_dir(int dirfd, int out_fd, char **ret_error)
         if (r < 0)
                 return r;
         struct dir_ctx c = { 0 };
+        c.xlist = xmalloc(XATTR_BUF);
+        c.xval = xmalloc(XATTR_BUF);
         c.a = archive_write_new();
         archive_write_set_format_pax_restricted(c.a);
         archive_write_set_bytes_in_last_block(c.a, 1);
@@ -355,6 +367,8 @@ int export_dir(int dirfd, int out_fd, char **ret_error)
         for (size_t i = 0; i < c.n_links; i++)
                 free(c.links[i].path);
         free(c.links);
+        free(c.xlist);
+        free(c.xval);
         if (r < 0)
                 *ret_error = c.error ? c.error : xasprintf("export: %s", strerror(-r));
         else

@@ -123,9 +123,12 @@ static int write_all_fd(int fd, const char *buf, size_t n)
 #define LOG_MAGIC "\0ctfslog"
 #define LOG_MAGIC_LEN 8
 
-/* Write what the stream wrote to the log, framed (one write: a frame is whole in the log). */
+/* Write what the stream wrote to the log, framed (one write: a frame is whole in the log; a
+ * frame cut short by a failed write is taken back, so that the frames after it stay readable). */
 static void log_frame(int log, int stream, const char *buf, size_t n)
 {
+        struct stat st;
+        off_t before = fstat(log, &st) == 0 ? st.st_size : -1;
         unsigned char h[8] = { (unsigned char)stream, 0, 0, 0, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
                                (unsigned char)(n >> 8), (unsigned char)n };
         struct iovec iov[2] = { { h, sizeof(h) }, { (void *)buf, n } };
@@ -134,8 +137,11 @@ static void log_frame(int log, int stream, const char *buf, size_t n)
                 ssize_t w = writev(log, iov, 2);
                 if (w < 0 && errno == EINTR)
                         continue;
-                if (w <= 0)
+                if (w <= 0) {
+                        if (before >= 0)
+                                (void)!ftruncate(log, before);
                         return;
+                }
                 left -= (size_t)w;
                 for (int i = 0; i < 2 && w > 0; i++) {
                         size_t k = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
@@ -370,7 +376,7 @@ static int monitor_run(struct monitor *m, char **ret_error)
         sigprocmask(SIG_SETMASK, &old, NULL);
         record_exit(m, &st, code, oom, NULL);
         if (cfg->auto_remove) {
-                container_exit_keep(m->s, cfg->id, code); /* for a `wait` that comes too late */
+                container_exit_keep(m->s, cfg->id, code); /* for a `wait` that sees it go */
                 container_remove(m->s, cfg->id);
         }
         return code;
@@ -879,6 +885,12 @@ static int log_tail(struct log_reader *lr, int fd, int out_fd, int err_fd, long 
         }
         lr->known = true;
         lr->framed = lr->len >= LOG_MAGIC_LEN && memcmp(lr->buf, LOG_MAGIC, LOG_MAGIC_LEN) == 0;
+        /* no more lines than the log has newlines, and two not ended */
+        size_t most = 2;
+        for (const char *p = lr->buf; (p = memchr(p, '\n', lr->len - (size_t)(p - lr->buf))); p++)
+                most++;
+        if ((size_t)n > most)
+                n = (long)most;
         struct log_line *ring = n > 0 ? xcalloc((size_t)n, sizeof(*ring)) : NULL;
         size_t count = 0, off = lr->framed ? LOG_MAGIC_LEN : 0;
         struct log_line open[3] = { { 0 } }; /* a line each stream has begun */

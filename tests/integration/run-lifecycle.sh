@@ -196,11 +196,17 @@ ctfs rm long-cmd >/dev/null
 t_is "ps -q" "$(ctfs ps -q)" "${id:0:12}"
 t_is "ps --format, as docker's" "$(ctfs ps --format '{{.ID}} {{.Names}} {{.State}} {{.Command}}')" "${id:0:12} bg running \"sleep 30\""
 t_is "ps --format 'table ...': a header, then the rows" "$(ctfs ps --format 'table {{.Names}}|{{.Status}}' | sed 's/|Up .*/|Up/')" $'NAMES|STATUS\nbg|Up'
+t_is "ps --format with \\t, and 'table' aligned, as docker's" "$(ctfs ps --format 'table {{.Names}}\t{{.State}}')" $'NAMES   STATE\nbg      running'
+t_is "ps --format table: the default table" "$(ctfs ps --format table | head -1 | awk '{print $1, $2}')" "CONTAINER ID"
+t_is "ps -q wins over --format" "$(ctfs ps -q --format 'table {{.Names}}')" "${id:0:12}"
 t_is "ps --format json: one object a line" "$(ctfs ps --format json | jq -r '.Names + " " + .State')" "bg running"
 ctfs create --name other-one "$IMG" true >/dev/null
 t_is "ps --filter name= (a part of it)" "$(ctfs ps -a --filter name=ther --format '{{.Names}}')" other-one
 t_is "ps --filter status=created (all states)" "$(ctfs ps --filter status=created --format '{{.Names}}')" other-one
 t_is "ps --filter id=" "$(ctfs ps --filter "id=${id:0:6}" --format '{{.Names}}')" bg
+t_is "ps --filter ancestor= by image id" "$(ctfs ps --filter "ancestor=$(ctfs images -q "$IMG")" --format '{{.Names}}')" bg
+rc=0; out=$(ctfs ps --filter stat=running 2>&1) || rc=$?
+t_is "ps --filter with a misspelt key: refused" "$rc:$out" "1:ctfs: ps: unsupported filter stat (name, id, status, ancestor)"
 t_is "ps --filter ancestor=" "$(ctfs ps -a --filter "ancestor=$IMG" --format '{{.Names}}' | sort | tr '\n' ' ')" "bg other-one "
 t_is "ps -n 1 / -l: the newest, whatever its state" "$(ctfs ps -n 1 --format '{{.Names}}') $(ctfs ps -l --format '{{.Names}}')" "other-one other-one"
 rc=0; out=$(ctfs ps --filter label=x 2>&1) || rc=$?
@@ -218,6 +224,9 @@ t_like "... images too" "$(ctfs inspect -f '{{.Id}}' "$IMG")" '^sha256:[0-9a-f]{
 rc=0; out=$(ctfs inspect -f '{{nope .Id}}' bg 2>&1) || rc=$?
 t_is "... a bad template: status 1" "$rc" 1
 t_is "... and one line saying why" "$out" 'ctfs: inspect: template: function "nope" not defined'
+t_is "... a quoted string with Go's escapes, and }} inside one" "$(ctfs inspect -f '{{join .Config.Cmd "\t"}}|{{"}}"}}' bg)" $'sleep\t30|}}'
+rc=0; out=$(ctfs inspect -f '{{join .Config.Cmd .Nope}}' bg 2>&1) || rc=$?
+t_is "... join without a separator: an error, not a crash" "$rc:$out" "1:ctfs: inspect: template: join takes a list and a separator"
 rc=0; out=$(ctfs inspect --type image bg 2>&1) || rc=$?
 t_is "inspect --type image of a container finds none" "$out" "ctfs: inspect: no such image: bg"
 t_is "exec runs in the container" "$(ctfs exec bg sh -c 'cat /proc/1/cmdline | tr "\0" " "; hostname')" "sleep 30 ${id:0:12}"
@@ -287,6 +296,7 @@ t_is "... stderr whole" "$(ctfs logs "$id" 2>&1 >/dev/null | md5sum)" "$(seq 1 5
 t_is "logs --tail 3: the last three lines" "$(ctfs logs --tail 3 "$id" 2>&1)" $'49998\n49999\n50000'
 t_is "logs -n 2: on their streams" "$(ctfs logs -n 2 "$id" 2>/dev/null)" ""
 t_is "logs --tail 0: nothing" "$(ctfs logs --tail 0 "$id" 2>&1)" ""
+t_is "logs --tail of more lines than there are: all of them" "$(ctfs logs --tail 10000000000 "$id" 2>/dev/null | wc -l)" 100000
 t_is "logs --tail all: everything" "$(ctfs logs --tail all "$id" 2>/dev/null | wc -l)" 100000
 rc=0; out=$(ctfs logs --tail x "$id" 2>&1) || rc=$?
 t_like "logs --tail x: refused" "$rc:$out" "^1:ctfs: logs: invalid --tail x"
@@ -410,6 +420,9 @@ t_is "... with the file it wrote" "$(tar -xOf "$TMP/exp.tar" ./added)" new
 t_like "... the hardlink as one" "$(tar -tvf "$TMP/exp.tar" ./linked)" "link to \./added"
 t_fail "... and not what it removed" tar -tf "$TMP/exp.tar" ./bin/ls
 t_ok "export -o FILE of a container" ctfs export -o "$TMP/exp2.tar" exp
+ctfs run --name deep "$IMG" sh -c 'mkdir -p /'"$(printf 'd/%.0s' $(seq 200))"' && echo bottom >/'"$(printf 'd/%.0s' $(seq 200))"'f'
+t_is "export of a container with a tree 200 directories deep" "$(ctfs export deep | tar -tf - | grep -c '/f$')" 1
+ctfs rm deep >/dev/null
 t_is "... the same stream" "$(cmp "$TMP/exp.tar" "$TMP/exp2.tar" && echo same)" same
 rc=0; out=$(ctfs export no-such-thing 2>&1 >/dev/null) || rc=$?
 t_is "export of nothing: status 1" "$rc" 1

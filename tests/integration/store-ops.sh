@@ -269,6 +269,11 @@ one_error "stop -t without its value" ctfs stop -t
 t_is "... saying so" "$(cat "$TMP/err")" "ctfs: stop: flag needs an argument: -t (see ctfs stop --help)"
 one_error "a value for a flag that takes none" ctfs ps --all=yes
 t_is "... saying so" "$(cat "$TMP/err")" "ctfs: ps: flag takes no value: --all (see ctfs ps --help)"
+one_error "an unknown short flag in a cluster" ctfs ps --all -Xq
+t_is "... names it" "$(cat "$TMP/err")" "ctfs: ps: unknown flag: -X (see ctfs ps --help)"
+t_ok "--help after other flags succeeds" ctfs ps -a --help
+t_like "... with the usage" "$(cat "$T_OUT")" '^usage: ctfs ps '
+t_is "images oci:DIR names no image here (and does not crash)" "$(ctfs images -q "oci:$TMP/a")" ""
 t_ok "COMMAND --help succeeds" ctfs wait --help
 t_like "... with the usage on stdout" "$(cat "$T_OUT")" '^usage: ctfs wait CONTAINER'
 one_error "images with a template it cannot run" ctfs images --format "{{nope}}"
