@@ -948,6 +948,12 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                         if (strcmp(optarg, "name") && strcmp(optarg, "id") && strcmp(optarg, "status") &&
                             strcmp(optarg, "ancestor"))
                                 return cli_error("ps: unsupported filter %s (name, id, status, ancestor)", optarg);
+                        static const char *const states = " created restarting running removing paused exited dead ";
+                        _cleanup_free_ char *word = xasprintf(" %s ", eq + 1);
+                        if (!strcmp(optarg, "status") && !strstr(states, word))
+                                return cli_error("ps: invalid filter 'status=%s' (created, restarting, running, removing, "
+                                                 "paused, exited, dead)",
+                                                 eq + 1);
                         filters[n_filters++] = (struct ps_filter){ optarg, eq + 1 };
                 } else
                         return cli_usage_error("ps");
@@ -957,7 +963,9 @@ int cmd_ps(struct cli *c, int argc, char **argv)
         for (size_t i = 0; i < n_filters; i++)
                 all = all || !strcmp(filters[i].key, "status");
         all = all || last >= 0;
-        /* -q wins over --format; "table" alone is the default table */
+        /* as docker's: a template wins over -q, but "table" alone (the default table) does not */
+        if (format && quiet && strcmp(format, "table") != 0)
+                quiet = false;
         bool json = !quiet && format && !strcmp(format, "json"), table = false;
         _cleanup_free_ char *tmpl = !quiet && format && !json ? template_listing(format, &table) : NULL;
         format = json ? format : tmpl;

@@ -668,8 +668,21 @@ int cmd_export(struct cli *c, int argc, char **argv)
         if (cr < 0 && store_resolve_image(s, argv[optind], id) < 0)
                 return cli_error("export: no such container or image: %s", argv[optind]);
         _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *tmp = NULL;
+        _cleanup_free_ char *tmp = NULL, *real = NULL;
         if (output) {
+                /* a regular file, or none yet (as docker's): never a device, a fifo or a directory
+                 * replaced by the rename below; a symlink's target is the file written */
+                struct stat st;
+                if (stat(output, &st) == 0) {
+                        if (!S_ISREG(st.st_mode))
+                                return cli_error("export: invalid output path %s: must be a regular file", output);
+                        real = realpath(output, NULL);
+                        if (!real)
+                                return cli_error("export: %s: %m", output);
+                        output = real;
+                } else if (errno != ENOENT) {
+                        return cli_error("export: %s: %m", output);
+                }
                 /* write next to the target and rename, so a failed export leaves no partial file */
                 tmp = xasprintf("%s.tmp-%d", output, (int)getpid());
                 fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -678,7 +691,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
         } else {
                 if (isatty(STDOUT_FILENO))
                         return cli_error("export: refusing to write a tar stream to a terminal (use -o FILE or a pipe)");
-                fd = dup(STDOUT_FILENO);
+                fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
         }
         char *err = NULL;
         int r = cr == 0 ? cli_container_export(s, cid, fd, &err) : export_image(s, id, fd, &err);

@@ -119,7 +119,10 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
                 /* unknown long one, or a known one with a wrong value (its own val in optopt) */
                 is_long = optopt == 0 || (lo && lo->name && lo->val == optopt);
         }
-        if (is_long && !strncmp(arg, "--help", 6) && (arg[6] == '\0' || arg[6] == '=')) {
+        bool help = is_long && !strncmp(arg, "--help", 6) && (arg[6] == '\0' || arg[6] == '=');
+        /* -h, where it is no flag of the command's own (run's -h is --hostname) */
+        help = help || (!is_long && optopt == 'h' && !strchr(shortopts, 'h'));
+        if (help) {
                 /* --help after other options */
                 const struct command *cmd = cli_find(argv[0]);
                 if (cmd) {
@@ -135,6 +138,16 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
                 bool known = optopt > 0 && optopt < 256 && strchr(shortopts, optopt);
                 snprintf(bad_flag, sizeof(bad_flag), "-%c", optopt > 0 && optopt < 256 ? optopt : '?');
                 bad_flag_why = known ? "flag needs an argument" : "unknown flag";
+                /* "-d=false": docker's short form of a value; here only the long one takes it */
+                /* (inside the cluster still: optind has not moved past it) */
+                const char *cur = optind < argc ? argv[optind] : "";
+                const char *eqarg = arg[0] == '-' && arg[1] && arg[1] != '-' && arg[2] == '=' ? arg
+                                    : cur[0] == '-' && cur[1] && cur[1] != '-' && cur[2] == '=' ? cur
+                                                                                                : NULL;
+                if (optopt == '=' && eqarg) {
+                        snprintf(bad_flag, sizeof(bad_flag), "%.*s", (int)strcspn(eqarg, "="), eqarg);
+                        bad_flag_why = "flag takes no value (the long form does: --flag=true|false)";
+                }
         }
         return r;
 }

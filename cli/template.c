@@ -32,6 +32,7 @@ struct node {
 struct parser {
         const char *p;
         char *error;
+        char *else_rest; /* what followed "else" in the last {{else ...}} ("if .X": else if) */
 };
 
 static void node_free(struct node *n)
@@ -120,6 +121,36 @@ static bool word_is(const char *s, const char *w)
         return strncmp(s, w, n) == 0 && (s[n] == '\0' || isspace((unsigned char)s[n]));
 }
 
+static struct node *parse_list(struct parser *ps, const char **stop);
+
+/* An if's or a range's body, its {{else}} or {{else if ...}} (an if in the else, which takes
+ * the {{end}}), and its {{end}}. */
+static void parse_block(struct parser *ps, struct node *n)
+{
+        const char *s;
+        n->body = parse_list(ps, &s);
+        if (s && !strcmp(s, "else")) {
+                const char *rest = ps->else_rest ? ps->else_rest : "";
+                while (isspace((unsigned char)*rest))
+                        rest++;
+                if (*rest && n->kind == N_IF && word_is(rest, "if")) {
+                        struct node *m = xcalloc(1, sizeof(*m));
+                        m->kind = N_IF;
+                        m->text = xstrdup(rest + 2);
+                        n->alt = m;
+                        parse_block(ps, m);
+                        return;
+                }
+                if (*rest) {
+                        set_error(ps, "unexpected \"%s\" after else", rest);
+                        return;
+                }
+                n->alt = parse_list(ps, &s);
+        }
+        if (!s || strcmp(s, "end") != 0)
+                set_error(ps, "%s without its {{end}}", n->kind == N_IF ? "if" : "range");
+}
+
 /* Nodes up to {{end}} or {{else}} (*stop says which), or the end of the text (top level). */
 static struct node *parse_list(struct parser *ps, const char **stop)
 {
@@ -136,8 +167,10 @@ static struct node *parse_list(struct parser *ps, const char **stop)
                 if (t == T_TEXT) {
                         n->kind = N_TEXT;
                         n->text = tok;
-                } else if (!strcmp(tok, "end") || !strcmp(tok, "else")) {
+                } else if (!strcmp(tok, "end") || word_is(tok, "else")) {
                         *stop = !strcmp(tok, "end") ? "end" : "else";
+                        free(ps->else_rest);
+                        ps->else_rest = word_is(tok, "else") ? xstrdup(tok + 4) : NULL;
                         free(tok);
                         free(n);
                         return head;
@@ -146,12 +179,7 @@ static struct node *parse_list(struct parser *ps, const char **stop)
                         n->kind = is_if ? N_IF : N_RANGE;
                         n->text = xstrdup(tok + (is_if ? 2 : 5));
                         free(tok);
-                        const char *s;
-                        n->body = parse_list(ps, &s);
-                        if (s && !strcmp(s, "else"))
-                                n->alt = parse_list(ps, &s);
-                        if (!s || strcmp(s, "end") != 0)
-                                set_error(ps, "%s without its {{end}}", is_if ? "if" : "range");
+                        parse_block(ps, n);
                 } else if (tok[0] == '/' && tok[1] == '*') {
                         free(tok); /* a comment */
                         free(n);
@@ -534,6 +562,7 @@ int template_render(const char *tmpl, json_object *value, char **ret, char **ret
         struct node *n = parse_list(&ps, &stop);
         if (!ps.error && stop)
                 set_error(&ps, "unexpected {{%s}}", stop);
+        free(ps.else_rest);
         if (ps.error) {
                 node_free(n);
                 *ret_error = ps.error;

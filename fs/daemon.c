@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -211,6 +212,26 @@ static int wait_answer(const char *mountpoint)
         return -ETIMEDOUT;
 }
 
+/* Close every fd above 2 but a and b. */
+static void keep_only_fds(int a, int b)
+{
+        int lo = a < b ? a : b, hi = a < b ? b : a;
+        unsigned ranges[3][2] = { { 3, lo > 3 ? (unsigned)lo - 1 : 0 },
+                                  { (unsigned)lo + 1, hi > lo + 1 ? (unsigned)hi - 1 : 0 },
+                                  { (unsigned)hi + 1, ~0U } };
+        for (int i = 0; i < 3; i++) {
+                if (ranges[i][1] < ranges[i][0])
+                        continue;
+                if (syscall(SYS_close_range, ranges[i][0], ranges[i][1], 0) == 0)
+                        continue;
+                /* (no close_range: Linux before 5.9) */
+                unsigned last = ranges[i][1] == ~0U ? 65536 : ranges[i][1];
+                for (unsigned fd = ranges[i][0]; fd <= last; fd++)
+                        if ((int)fd != a && (int)fd != b)
+                                close((int)fd);
+        }
+}
+
 int daemon_mount(store *s, const char *mountpoint, const struct daemon_options *o, char **ret_error)
 {
         struct daemon_options none = { 0 };
@@ -308,6 +329,10 @@ int daemon_mount(store *s, const char *mountpoint, const struct daemon_options *
                         _exit(0);
                 if (chdir("/") < 0)
                         _exit(1);
+                /* nothing of the caller's but stdio (replaced once it serves): a pipe it holds
+                 * (`ctfs export C | tar t` that mounted the store, a make job's) would stay open
+                 * until the umount */
+                keep_only_fds(store_dirfd(s), p[1]);
                 int null = open("/dev/null", O_RDWR | O_CLOEXEC);
                 if (null >= 0) {
                         dup2(null, STDIN_FILENO);

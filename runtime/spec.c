@@ -152,8 +152,10 @@ int spec_env_file(char ***env, const char *text, const char *(*lookup)(const cha
 {
         _cleanup_free_ char *copy = xstrdup(text);
         int lineno = 0;
-        char *save = NULL;
-        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        for (char *line = copy, *next; line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
                 lineno++;
                 size_t l = strlen(line);
                 if (l && line[l - 1] == '\r')
@@ -170,6 +172,23 @@ int spec_env_file(char ***env, const char *text, const char *(*lookup)(const cha
                 }
         }
         return 0;
+}
+
+/* Whether an absolute path names / once cleaned as docker cleans it ("/.", "/x/..", "//"). */
+static bool clean_is_root(const char *path)
+{
+        int depth = 0;
+        _cleanup_free_ char *copy = xstrdup(path);
+        char *save = NULL;
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                if (!strcmp(c, "."))
+                        continue;
+                if (!strcmp(c, ".."))
+                        depth = depth > 0 ? depth - 1 : 0;
+                else
+                        depth++;
+        }
+        return depth == 0;
 }
 
 int spec_parse_volume(const char *s, struct container_volume *ret, char **ret_error)
@@ -194,7 +213,7 @@ int spec_parse_volume(const char *s, struct container_volume *ret, char **ret_er
         }
         if (parts[1][0] != '/')
                 goto bad;
-        if (parts[1][strspn(parts[1], "/")] == '\0') {
+        if (clean_is_root(parts[1])) {
                 if (ret_error)
                         *ret_error = xasprintf("invalid volume %s: the container path cannot be /", s);
                 return -EINVAL;

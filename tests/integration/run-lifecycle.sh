@@ -48,6 +48,12 @@ t_is "a volume over / is refused: 125" "$rc" 125
 t_is "... saying why" "$out" "ctfs: run: invalid volume $TMP:/: the container path cannot be /"
 run_out --rm -v "$TMP://" "$IMG" true
 t_is "... also written //" "$rc" 125
+run_out --rm -v "$TMP:/." "$IMG" true
+t_is "... or /." "$rc" 125
+run_out --rm -v "$TMP:/bin/.." "$IMG" true
+t_is "... or /bin/.." "$rc" 125
+run_out -d=false "$IMG" true
+t_is "-d=false: refused, saying the long form takes a value" "$out" "ctfs: run: flag takes no value (the long form does: --flag=true|false): -d (see ctfs run --help)"
 run_out --rm -m 4m "$IMG" true
 t_is "a memory limit under docker's 6MB minimum is refused: 125" "$rc" 125
 t_like "... saying so" "$out" "the minimum memory limit is 6MB"
@@ -60,6 +66,9 @@ printf 'A=1\nB = spaced\n' >"$TMP/bad.env"
 run_out --rm --env-file "$TMP/bad.env" "$IMG" true
 t_is "an env file with a blank in a name is refused: 125" "$rc" 125
 t_like "... naming the line" "$out" "line 2: B = spaced"
+printf '\n\n# c\nX Y=1\n' >"$TMP/bad2.env"
+run_out --rm --env-file "$TMP/bad2.env" "$IMG" true
+t_like "... counting blank lines too" "$out" "line 4: X Y=1"
 run_out --rm -e "export X=1" "$IMG" true
 t_is "... and so is -e with one" "$rc" 125
 run_out --rm "$IMG" env
@@ -198,7 +207,11 @@ t_is "ps --format, as docker's" "$(ctfs ps --format '{{.ID}} {{.Names}} {{.State
 t_is "ps --format 'table ...': a header, then the rows" "$(ctfs ps --format 'table {{.Names}}|{{.Status}}' | sed 's/|Up .*/|Up/')" $'NAMES|STATUS\nbg|Up'
 t_is "ps --format with \\t, and 'table' aligned, as docker's" "$(ctfs ps --format 'table {{.Names}}\t{{.State}}')" $'NAMES   STATE\nbg      running'
 t_is "ps --format table: the default table" "$(ctfs ps --format table | head -1 | awk '{print $1, $2}')" "CONTAINER ID"
-t_is "ps -q wins over --format" "$(ctfs ps -q --format 'table {{.Names}}')" "${id:0:12}"
+t_is "ps -q --format TEMPLATE: the template wins, as docker's" "$(ctfs ps -q --format '{{.Names}}')" bg
+t_is "ps -q --format table: the ids" "$(ctfs ps -q --format table)" "${id:0:12}"
+rc=0; out=$(ctfs ps --filter status=bogus 2>&1) || rc=$?
+t_like "ps --filter status= of no state: refused" "$rc:$out" "^1:ctfs: ps: invalid filter 'status=bogus'"
+t_like "ps -h prints the usage, as docker's" "$(ctfs ps -h)" "^usage: ctfs ps "
 t_is "ps --format json: one object a line" "$(ctfs ps --format json | jq -r '.Names + " " + .State')" "bg running"
 ctfs create --name other-one "$IMG" true >/dev/null
 t_is "ps --filter name= (a part of it)" "$(ctfs ps -a --filter name=ther --format '{{.Names}}')" other-one
@@ -224,6 +237,7 @@ t_like "... images too" "$(ctfs inspect -f '{{.Id}}' "$IMG")" '^sha256:[0-9a-f]{
 rc=0; out=$(ctfs inspect -f '{{nope .Id}}' bg 2>&1) || rc=$?
 t_is "... a bad template: status 1" "$rc" 1
 t_is "... and one line saying why" "$out" 'ctfs: inspect: template: function "nope" not defined'
+t_is "... else if" "$(ctfs inspect -f '{{if .Nope}}a{{else if .State.Running}}b{{else}}c{{end}} {{if .Nope}}a{{else if .Nope}}b{{else}}c{{end}}' bg)" "b c"
 t_is "... a quoted string with Go's escapes, and }} inside one" "$(ctfs inspect -f '{{join .Config.Cmd "\t"}}|{{"}}"}}' bg)" $'sleep\t30|}}'
 rc=0; out=$(ctfs inspect -f '{{join .Config.Cmd .Nope}}' bg 2>&1) || rc=$?
 t_is "... join without a separator: an error, not a crash" "$rc:$out" "1:ctfs: inspect: template: join takes a list and a separator"
@@ -420,6 +434,13 @@ t_is "... with the file it wrote" "$(tar -xOf "$TMP/exp.tar" ./added)" new
 t_like "... the hardlink as one" "$(tar -tvf "$TMP/exp.tar" ./linked)" "link to \./added"
 t_fail "... and not what it removed" tar -tf "$TMP/exp.tar" ./bin/ls
 t_ok "export -o FILE of a container" ctfs export -o "$TMP/exp2.tar" exp
+mkfifo "$TMP/fifo"
+rc=0; out=$(ctfs export -o "$TMP/fifo" exp 2>&1) || rc=$?
+t_is "export -o of a fifo (or a device): refused, as docker's" "$rc:$out" "1:ctfs: export: invalid output path $TMP/fifo: must be a regular file"
+t_ok "... the fifo stays" test -p "$TMP/fifo"
+ln -s exp3.tar "$TMP/exp-link.tar" && : >"$TMP/exp3.tar"
+t_ok "export -o of a symlink" ctfs export -o "$TMP/exp-link.tar" exp
+t_is "... writes its target, the link stays" "$(test -L "$TMP/exp-link.tar" && cmp "$TMP/exp3.tar" "$TMP/exp.tar" && echo ok)" ok
 ctfs run --name deep "$IMG" sh -c 'mkdir -p /'"$(printf 'd/%.0s' $(seq 200))"' && echo bottom >/'"$(printf 'd/%.0s' $(seq 200))"'f'
 t_is "export of a container with a tree 200 directories deep" "$(ctfs export deep | tar -tf - | grep -c '/f$')" 1
 ctfs rm deep >/dev/null
@@ -427,6 +448,14 @@ t_is "... the same stream" "$(cmp "$TMP/exp.tar" "$TMP/exp2.tar" && echo same)" 
 rc=0; out=$(ctfs export no-such-thing 2>&1 >/dev/null) || rc=$?
 t_is "export of nothing: status 1" "$rc" 1
 t_is "... one line" "$out" "ctfs: export: no such container or image: no-such-thing"
+# a command that mounts the store itself: the daemon it starts keeps none of its fds (a pipe it
+# writes to would never close)
+t_ok "umount" ctfs umount
+exec 7>"$TMP/fd7"
+t_ok "export of a container from an unmounted store mounts it and ends" timeout 60 sh -c "'$CTFS' --root '$CTFS_ROOT' export exp 2>/dev/null | wc -c >/dev/null"
+exec 7>&-
+pid=$(jq -r .pid "$CTFS_ROOT/mount.json")
+t_is "... and the daemon holds none of the caller's files" "$(ls -l /proc/$pid/fd | grep -c "$TMP/fd7")" 0
 ctfs rm exp >/dev/null
 
 # a `run --rm` killed by SIGKILL leaves its container: the next ps removes it, and its name is free
