@@ -5,7 +5,9 @@
  * one of:
  *   .  .Field.Sub  $              the value there (a missing field: <no value>)
  *   json ARG  index ARG KEY...  join ARG SEP  len ARG  upper ARG  lower ARG  println ARG...
- *   if ARG ... [else ...] end     range ARG ... [else ...] end (the dot is each element)
+ *   eq ne lt le gt ge not and or printf   (ARG)   CMD | CMD (the value the next one's last ARG)
+ *   if ARG ... [else if ARG ...] [else ...] end   with ARG ... end (the dot is ARG)
+ *   range ARG ... [else ...] end (the dot is each element)
  * Values print as Go prints them: strings bare, arrays [a b], objects map[k:v] (keys sorted).
  */
 #include "template.h"
@@ -20,7 +22,7 @@
 
 #include "util.h"
 
-enum node_kind { N_TEXT, N_VALUE, N_IF, N_RANGE };
+enum node_kind { N_TEXT, N_VALUE, N_IF, N_RANGE, N_WITH };
 
 struct node {
         enum node_kind kind;
@@ -148,7 +150,7 @@ static void parse_block(struct parser *ps, struct node *n)
                 n->alt = parse_list(ps, &s);
         }
         if (!s || strcmp(s, "end") != 0)
-                set_error(ps, "%s without its {{end}}", n->kind == N_IF ? "if" : "range");
+                set_error(ps, "%s without its {{end}}", n->kind == N_IF ? "if" : n->kind == N_RANGE ? "range" : "with");
 }
 
 /* Nodes up to {{end}} or {{else}} (*stop says which), or the end of the text (top level). */
@@ -174,10 +176,10 @@ static struct node *parse_list(struct parser *ps, const char **stop)
                         free(tok);
                         free(n);
                         return head;
-                } else if (word_is(tok, "if") || word_is(tok, "range")) {
+                } else if (word_is(tok, "if") || word_is(tok, "range") || word_is(tok, "with")) {
                         bool is_if = word_is(tok, "if");
-                        n->kind = is_if ? N_IF : N_RANGE;
-                        n->text = xstrdup(tok + (is_if ? 2 : 5));
+                        n->kind = is_if ? N_IF : word_is(tok, "range") ? N_RANGE : N_WITH;
+                        n->text = xstrdup(tok + (is_if ? 2 : n->kind == N_RANGE ? 5 : 4));
                         free(tok);
                         parse_block(ps, n);
                 } else if (tok[0] == '/' && tok[1] == '*') {
@@ -334,6 +336,29 @@ static bool next_word(const char **p, char **ret, bool *ret_quoted)
                 *ret_quoted = true;
                 return true;
         }
+        if (**p == '(') { /* a sub-pipeline: "(" and what is inside the parentheses */
+                const char *s = *p;
+                int depth = 0;
+                char q = 0;
+                for (; **p; (*p)++) {
+                        char ch = **p;
+                        if (q) {
+                                if (ch == '\\' && q == '"' && (*p)[1])
+                                        (*p)++;
+                                else if (ch == q)
+                                        q = 0;
+                        } else if (ch == '"' || ch == '`')
+                                q = ch;
+                        else if (ch == '(')
+                                depth++;
+                        else if (ch == ')' && --depth == 0)
+                                break;
+                }
+                *ret = xstrndup(s, (size_t)(*p - s)); /* without the ")" */
+                if (**p)
+                        (*p)++;
+                return true;
+        }
         const char *s = *p;
         while (**p && !isspace((unsigned char)**p))
                 (*p)++;
@@ -362,11 +387,19 @@ static json_object *field(struct eval *e, json_object *dot, const char *path)
         return v;
 }
 
+static json_object *eval_pipeline(struct eval *e, json_object *dot, const char *text, bool *ret_missing);
+
 static json_object *arg_value(struct eval *e, json_object *dot, const char *w, bool quoted, bool *ret_missing)
 {
         *ret_missing = false;
         if (quoted)
                 return keep(e, json_object_new_string(w));
+        if (w[0] == '(')
+                return eval_pipeline(e, dot, w + 1, ret_missing);
+        if (!strcmp(w, "true") || !strcmp(w, "false"))
+                return keep(e, json_object_new_boolean(w[0] == 't'));
+        if (!strcmp(w, "nil"))
+                return NULL;
         if (w[0] == '.' || w[0] == '$') {
                 json_object *v = field(e, dot, w);
                 *ret_missing = v == NULL && strcmp(w, ".") != 0;
@@ -403,18 +436,144 @@ static bool truthy(json_object *v)
 
 /* An action's value: a field, or a function of its arguments. *ret_missing: a missing field
  * (printed as <no value>). */
-static json_object *eval_action(struct eval *e, json_object *dot, const char *action, bool *ret_missing)
+/* Two values as Go's eq/lt see them: -2 when they cannot be compared. */
+static int compare(json_object *a, json_object *b)
+{
+        json_type ta = json_object_get_type(a), tb = json_object_get_type(b);
+        bool na = ta == json_type_int || ta == json_type_double, nb = tb == json_type_int || tb == json_type_double;
+        if (na && nb) {
+                double x = json_object_get_double(a), y = json_object_get_double(b);
+                return x < y ? -1 : x > y;
+        }
+        if (ta == json_type_string && tb == json_type_string) {
+                int c = strcmp(json_object_get_string(a), json_object_get_string(b));
+                return c < 0 ? -1 : c > 0;
+        }
+        if (ta == json_type_boolean && tb == json_type_boolean)
+                return json_object_get_boolean(a) == json_object_get_boolean(b) ? 0 : 1;
+        if (ta == json_type_null && tb == json_type_null)
+                return 0;
+        return -2;
+}
+
+static bool truthy(json_object *v);
+
+/* printf: %s %v %d %q %% over the values as they print. */
+static char *printf_values(struct eval *e, const char *fmt, json_object **args, size_t n)
+{
+        struct out o = { 0 };
+        puts_(&o, "");
+        size_t k = 0;
+        for (const char *p = fmt; *p; p++) {
+                if (*p != '%' || !p[1]) {
+                        put(&o, p, 1);
+                        continue;
+                }
+                char verb = *++p;
+                if (verb == '%') {
+                        puts_(&o, "%");
+                        continue;
+                }
+                if (k >= n) {
+                        puts_(&o, "%!");
+                        put(&o, &verb, 1);
+                        puts_(&o, "(MISSING)");
+                        continue;
+                }
+                json_object *v = args[k++];
+                if (verb == 'q') {
+                        puts_(&o, "\"");
+                        print_value(&o, v);
+                        puts_(&o, "\"");
+                } else if (verb == 's' || verb == 'v' || verb == 'd')
+                        print_value(&o, v);
+                else
+                        eval_error(e, "printf: unsupported verb %%%c", verb);
+        }
+        return o.buf;
+}
+
+static json_object *eval_command(struct eval *e, json_object *dot, const char *action, json_object *prev,
+                                 bool has_prev, bool *ret_missing)
 {
         const char *p = action;
         char *w = NULL;
         bool quoted;
         *ret_missing = false;
         if (!next_word(&p, &w, &quoted)) {
-                eval_error(e, "empty action");
+                eval_error(e, "empty command");
+                return NULL;
+        }
+        static const char *const cmp_funcs[] = { "eq", "ne", "lt", "le", "gt", "ge", "not", "and", "or", "printf" };
+        for (size_t i = 0; i < sizeof(cmp_funcs) / sizeof(cmp_funcs[0]) && !quoted; i++) {
+                if (strcmp(w, cmp_funcs[i]) != 0)
+                        continue;
+                json_object *args[16];
+                size_t n = 0;
+                char *a;
+                bool q, miss;
+                while (n < 15 && next_word(&p, &a, &q)) {
+                        args[n++] = arg_value(e, dot, a, q, &miss);
+                        free(a);
+                }
+                if (has_prev)
+                        args[n++] = prev;
+                json_object *r = NULL;
+                const char *f = cmp_funcs[i];
+                if (!strcmp(f, "not")) {
+                        if (n != 1)
+                                eval_error(e, "not takes one argument");
+                        else
+                                r = keep(e, json_object_new_boolean(!truthy(args[0])));
+                } else if (!strcmp(f, "and") || !strcmp(f, "or")) {
+                        if (n < 1)
+                                eval_error(e, "%s takes arguments", f);
+                        bool want = f[0] == 'o'; /* or: the first true one; and: the first false */
+                        for (size_t k = 0; k < n; k++) {
+                                r = args[k];
+                                if (truthy(r) == want)
+                                        break;
+                        }
+                } else if (!strcmp(f, "printf")) {
+                        if (n < 1 || json_object_get_type(args[0]) != json_type_string)
+                                eval_error(e, "printf takes a format and values");
+                        else {
+                                char *text = printf_values(e, json_object_get_string(args[0]), args + 1, n - 1);
+                                r = keep(e, json_object_new_string(text));
+                                free(text);
+                        }
+                } else if (n < 2) {
+                        eval_error(e, "%s takes two values", f);
+                } else if (!strcmp(f, "eq")) { /* eq a b c: a equals b or c */
+                        bool any = false;
+                        for (size_t k = 1; k < n && !e->error; k++) {
+                                int c = compare(args[0], args[k]);
+                                if (c == -2)
+                                        eval_error(e, "eq: values of different kinds");
+                                any = any || c == 0;
+                        }
+                        r = keep(e, json_object_new_boolean(any));
+                } else {
+                        int c = compare(args[0], args[1]);
+                        if (c == -2)
+                                eval_error(e, "%s: values that cannot be compared", f);
+                        bool v = !strcmp(f, "ne")   ? c != 0
+                                 : !strcmp(f, "lt") ? c == -1
+                                 : !strcmp(f, "le") ? c <= 0 && c != -2
+                                 : !strcmp(f, "gt") ? c == 1
+                                                    : c >= 0;
+                        r = keep(e, json_object_new_boolean(v));
+                }
+                free(w);
+                return r;
+        }
+        if (has_prev && (quoted || w[0] == '.' || w[0] == '$' || w[0] == '(')) {
+                eval_error(e, "can't give a value to %s", w);
+                free(w);
                 return NULL;
         }
         static const char *const funcs[] = { "json", "index", "join", "len", "upper", "lower", "println" };
-        bool known = quoted || w[0] == '.' || w[0] == '$';
+        bool known = quoted || w[0] == '.' || w[0] == '$' || w[0] == '(' || !strcmp(w, "true") || !strcmp(w, "false");
         for (size_t i = 0; i < sizeof(funcs) / sizeof(funcs[0]) && !known; i++)
                 known = !strcmp(w, funcs[i]);
         if (!known) {
@@ -422,8 +581,8 @@ static json_object *eval_action(struct eval *e, json_object *dot, const char *ac
                 free(w);
                 return NULL;
         }
-        json_object *args[8];
-        bool miss[8];
+        json_object *args[9];
+        bool miss[9];
         size_t n = 0;
         char *a;
         bool q;
@@ -432,8 +591,12 @@ static json_object *eval_action(struct eval *e, json_object *dot, const char *ac
                 free(a);
                 n++;
         }
+        if (has_prev) {
+                miss[n] = false;
+                args[n++] = prev;
+        }
         json_object *r = NULL;
-        if (quoted || w[0] == '.' || w[0] == '$') {
+        if (quoted || w[0] == '.' || w[0] == '$' || w[0] == '(' || !strcmp(w, "true") || !strcmp(w, "false")) {
                 if (n)
                         eval_error(e, "%s is not a function", w);
                 else
@@ -512,6 +675,64 @@ static json_object *eval_action(struct eval *e, json_object *dot, const char *ac
         return r;
 }
 
+/* cmd | cmd | ...: each command's value the last argument of the next. */
+static json_object *eval_pipeline(struct eval *e, json_object *dot, const char *text, bool *ret_missing)
+{
+        _cleanup_free_ char *copy = xstrdup(text);
+        json_object *v = NULL;
+        bool has_prev = false;
+        *ret_missing = false;
+        char *start = copy;
+        for (char *c = copy, q = 0;; c++) {
+                if (*c && q) {
+                        if (*c == '\\' && q == '"' && c[1])
+                                c++;
+                        else if (*c == q)
+                                q = 0;
+                        continue;
+                }
+                if (*c == '"' || *c == '`') {
+                        q = *c;
+                        continue;
+                }
+                if (*c == '(') { /* skip a sub-pipeline whole */
+                        int d = 0;
+                        char qq = 0;
+                        for (; *c; c++) {
+                                if (qq) {
+                                        if (*c == '\\' && qq == '"' && c[1])
+                                                c++;
+                                        else if (*c == qq)
+                                                qq = 0;
+                                } else if (*c == '"' || *c == '`')
+                                        qq = *c;
+                                else if (*c == '(')
+                                        d++;
+                                else if (*c == ')' && --d == 0)
+                                        break;
+                        }
+                        if (!*c)
+                                c--;
+                        continue;
+                }
+                if (*c != '|' && *c)
+                        continue;
+                bool end = !*c;
+                *c = '\0';
+                v = eval_command(e, dot, start, v, has_prev, ret_missing);
+                has_prev = true;
+                if (end || e->error)
+                        break;
+                start = c + 1;
+        }
+        return v;
+}
+
+static json_object *eval_action(struct eval *e, json_object *dot, const char *action, bool *ret_missing)
+{
+        return eval_pipeline(e, dot, action, ret_missing);
+}
+
 static void exec_list(struct eval *e, struct out *o, struct node *n, json_object *dot)
 {
         for (; n && !e->error; n = n->next) {
@@ -530,6 +751,12 @@ static void exec_list(struct eval *e, struct out *o, struct node *n, json_object
                         json_object *v = eval_action(e, dot, n->text, &missing);
                         if (!e->error)
                                 exec_list(e, o, truthy(v) ? n->body : n->alt, dot);
+                        break;
+                }
+                case N_WITH: { /* the dot is the value, when it is true */
+                        json_object *v = eval_action(e, dot, n->text, &missing);
+                        if (!e->error)
+                                exec_list(e, o, truthy(v) ? n->body : n->alt, truthy(v) ? v : dot);
                         break;
                 }
                 case N_RANGE: {

@@ -237,6 +237,9 @@ t_like "... images too" "$(ctfs inspect -f '{{.Id}}' "$IMG")" '^sha256:[0-9a-f]{
 rc=0; out=$(ctfs inspect -f '{{nope .Id}}' bg 2>&1) || rc=$?
 t_is "... a bad template: status 1" "$rc" 1
 t_is "... and one line saying why" "$out" 'ctfs: inspect: template: function "nope" not defined'
+t_is "... eq, and, not, or, printf, with, pipes, parentheses" \
+	"$(ctfs inspect -f '{{if eq .State.Status "running"}}up{{end}} {{if and .State.Running (not .State.OOMKilled)}}ok{{end}} {{or .Nope "dflt"}} {{printf "%s=%d" .Name .State.ExitCode}} {{with .State}}{{.Status}}{{end}} {{.Config.Cmd | json}} {{len (index .Config.Cmd 0)}}' bg)" \
+	'up ok dflt /bg=0 running ["sleep","30"] 5'
 t_is "... else if" "$(ctfs inspect -f '{{if .Nope}}a{{else if .State.Running}}b{{else}}c{{end}} {{if .Nope}}a{{else if .Nope}}b{{else}}c{{end}}' bg)" "b c"
 t_is "... a quoted string with Go's escapes, and }} inside one" "$(ctfs inspect -f '{{join .Config.Cmd "\t"}}|{{"}}"}}' bg)" $'sleep\t30|}}'
 rc=0; out=$(ctfs inspect -f '{{join .Config.Cmd .Nope}}' bg 2>&1) || rc=$?
