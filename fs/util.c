@@ -175,7 +175,9 @@ int util_replace_file_at(int dirfd, const char *path, const void *data, size_t l
 
 int util_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
 {
-        struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
+        /* a file O_CREAT makes gets 0755 before the umask, as docker's mount points do */
+        struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve,
+                                .mode = flags & O_CREAT ? 0755 : 0 };
         while (*path == '/')
                 path++;
         /* openat2 answers EAGAIN when a rename or mount anywhere on the system raced with a ".."

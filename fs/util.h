@@ -72,7 +72,8 @@ int util_write_file_atomic_at(int dirfd, const char *path, const void *data, siz
  * (an fsync costs 1-6 ms on a rotating disk). */
 int util_replace_file_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 /* openat2(2) of path below dirfd with the given RESOLVE_* flags ("" and "/" mean dirfd
- * itself; leading slashes are dropped); O_CLOEXEC is added. Returns the fd or -errno. */
+ * itself; leading slashes are dropped); O_CLOEXEC is added, and O_CREAT makes a file of mode
+ * 0755 (before the umask). Returns the fd or -errno. */
 int util_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
 /* mkdir -p relative to dirfd (components must not be symlinks). */
 int util_mkdir_p_at(int dirfd, const char *path, mode_t mode);

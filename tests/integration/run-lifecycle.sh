@@ -436,6 +436,8 @@ t_is "... lists what its view has" "$(tar -tf "$TMP/exp.tar" | sed 's|/$||' | so
 t_is "... with the file it wrote" "$(tar -xOf "$TMP/exp.tar" ./added)" new
 t_like "... the hardlink as one" "$(tar -tvf "$TMP/exp.tar" ./linked)" "link to \./added"
 t_fail "... and not what it removed" tar -tf "$TMP/exp.tar" ./bin/ls
+# (the image has no /etc/hosts: the runtime made one to mount its own on)
+t_like "... the mount points the runtime made: empty, 0755, as docker's" "$(tar -tvf "$TMP/exp.tar" ./etc/hosts ./etc/resolv.conf)" '^-rwxr-xr-x .* 0 .*\./etc/hosts'$'\n''-rwxr-xr-x .* 0 .*\./etc/resolv\.conf$'
 t_ok "export -o FILE of a container" ctfs export -o "$TMP/exp2.tar" exp
 mkfifo "$TMP/fifo"
 rc=0; out=$(ctfs export -o "$TMP/fifo" exp 2>&1) || rc=$?
