@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -842,7 +843,7 @@ static char *command_string(char **args, bool trunc)
         return n;
 }
 
-/* ps --filter KEY=VALUE: docker's name (a part of the name), id (a prefix), status, ancestor
+/* ps --filter KEY=VALUE: docker's name (a regular expression), id (a prefix), status, ancestor
  * (the image, as named or by id prefix). */
 struct ps_filter {
         const char *key, *value;
@@ -860,8 +861,13 @@ static bool ps_match(store *s, const struct ps_filter *f, size_t n, const struct
                                 continue;
                         any = true;
                         const char *v = f[i].value;
-                        if (k == 0)
-                                hit = hit || (cfg->name && strstr(cfg->name, v));
+                        if (k == 0) { /* a regular expression, as docker's (checked when parsed) */
+                                regex_t re;
+                                if (cfg->name && regcomp(&re, v, REG_EXTENDED | REG_NOSUB) == 0) {
+                                        hit = hit || regexec(&re, cfg->name, 0, NULL, 0) == 0;
+                                        regfree(&re);
+                                }
+                        }
                         else if (k == 1)
                                 hit = hit || !strncmp(cfg->id, v, strlen(v));
                         else if (k == 2)
@@ -948,6 +954,11 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                         if (strcmp(optarg, "name") && strcmp(optarg, "id") && strcmp(optarg, "status") &&
                             strcmp(optarg, "ancestor"))
                                 return cli_error("ps: unsupported filter %s (name, id, status, ancestor)", optarg);
+                        regex_t re;
+                        if (!strcmp(optarg, "name") && regcomp(&re, eq + 1, REG_EXTENDED | REG_NOSUB) != 0)
+                                return cli_error("ps: invalid filter 'name=%s': not a regular expression", eq + 1);
+                        if (!strcmp(optarg, "name"))
+                                regfree(&re);
                         static const char *const states = " created restarting running removing paused exited dead ";
                         _cleanup_free_ char *word = xasprintf(" %s ", eq + 1);
                         if (!strcmp(optarg, "status") && !strstr(states, word))

@@ -215,6 +215,9 @@ t_like "ps -h prints the usage, as docker's" "$(ctfs ps -h)" "^usage: ctfs ps "
 t_is "ps --format json: one object a line" "$(ctfs ps --format json | jq -r '.Names + " " + .State')" "bg running"
 ctfs create --name other-one "$IMG" true >/dev/null
 t_is "ps --filter name= (a part of it)" "$(ctfs ps -a --filter name=ther --format '{{.Names}}')" other-one
+t_is "... a regular expression, as docker's" "$(ctfs ps -a --filter 'name=^b[a-z]$' --format '{{.Names}}') $(ctfs ps -a --filter 'name=^other$' --format '{{.Names}}' | wc -l)" "bg 0"
+rc=0; out=$(ctfs ps --filter 'name=(' 2>&1) || rc=$?
+t_like "... a bad one refused" "$rc:$out" "^1:ctfs: ps: invalid filter 'name=\(': not a regular expression"
 t_is "ps --filter status=created (all states)" "$(ctfs ps --filter status=created --format '{{.Names}}')" other-one
 t_is "ps --filter id=" "$(ctfs ps --filter "id=${id:0:6}" --format '{{.Names}}')" bg
 t_is "ps --filter ancestor= by image id" "$(ctfs ps --filter "ancestor=$(ctfs images -q "$IMG")" --format '{{.Names}}')" bg
