@@ -1190,6 +1190,15 @@ json_object *cli_container_inspect(store *s, const char *what)
         json_object_object_add(cc, "WorkingDir", json_object_new_string(cfg.cwd ? cfg.cwd : "/"));
         if (cfg.stop_signal)
                 json_object_object_add(cc, "StopSignal", json_object_new_string(cfg.stop_signal));
+        /* the image's labels, as docker shows them in a container's config */
+        json_object *labels = json_object_new_object();
+        struct image_config ic = { 0 };
+        if (load_image_config(s, cfg.image, &ic) == 0) {
+                for (size_t i = 0; i < ic.n_labels; i++)
+                        json_object_object_add(labels, ic.label_keys[i], json_object_new_string(ic.label_values[i]));
+                image_config_free(&ic);
+        }
+        json_object_object_add(cc, "Labels", labels);
         json_object_object_add(o, "Config", cc);
         container_state_free(&st);
         container_config_free(&cfg);

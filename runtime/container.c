@@ -565,7 +565,36 @@ int container_resolve(store *s, const char *what, char ret_id[CONTAINER_ID_LEN +
         return ambiguous ? -ENOTUNIQ : found < 0 ? -ENOENT : 0;
 }
 
+static int state_read(store *s, const char *id, struct container_state *ret);
+
 int container_state_load(store *s, const char *id, struct container_state *ret)
+{
+        /* Whoever ran it records the end; if that process is gone too (killed), the container
+         * ended unrecorded. While it lives it is about to record the exit: still running. The
+         * record is read again once both are seen gone: the monitor may have written the end
+         * and exited between the first read and the look at it (wait then said 255). */
+        for (int look = 0;; look++) {
+                struct container_state st;
+                int r = state_read(s, id, &st);
+                if (r < 0)
+                        return r;
+                if (st.status == CONTAINER_RUNNING && !container_pid_alive(st.pid, st.pid_start) &&
+                    !container_pid_alive(st.monitor, st.monitor_start)) {
+                        if (look == 0) {
+                                container_state_free(&st);
+                                continue;
+                        }
+                        st.status = CONTAINER_EXITED;
+                        st.exit_code = 255;
+                        if (!st.finished)
+                                st.finished = st.started;
+                }
+                *ret = st;
+                return 0;
+        }
+}
+
+static int state_read(store *s, const char *id, struct container_state *ret)
 {
         _cleanup_free_ char *rel = xasprintf("containers/%s/state.json", id);
         _cleanup_free_ char *data = NULL;
@@ -595,15 +624,6 @@ int container_state_load(store *s, const char *id, struct container_state *ret)
                 st.oom_killed = get_bool(o, "oom_killed");
                 st.error = dup_str(o, "error");
                 json_object_put(o);
-        }
-        /* Whoever ran it records the end; if that process is gone too (killed), the container
-         * ended unrecorded. While it lives it is about to record the exit: still running. */
-        if (st.status == CONTAINER_RUNNING && !container_pid_alive(st.pid, st.pid_start) &&
-            !container_pid_alive(st.monitor, st.monitor_start)) {
-                st.status = CONTAINER_EXITED;
-                st.exit_code = 255;
-                if (!st.finished)
-                        st.finished = st.started;
         }
         *ret = st;
         return 0;

@@ -7,11 +7,11 @@ require_root
 require_cmd python3 script
 
 fx_busybox_image "$TMP/layout" v1
-# v2: an image with Entrypoint, Env, WorkingDir, User and a StopSignal of its own.
+# v2: an image with Entrypoint, Env, WorkingDir, User, a StopSignal and a label of its own.
 umoci tag --image "$TMP/layout:v1" v2 >/dev/null
 umoci config --image "$TMP/layout:v2" --config.entrypoint /bin/echo --config.cmd from-cmd \
 	--config.env GREETING=hello --config.workingdir /home/user --config.user user \
-	--config.stopsignal SIGUSR1 >/dev/null
+	--config.stopsignal SIGUSR1 --config.label org.example.kind=demo >/dev/null
 ctfs pull -q "oci:$TMP/layout:v1" >/dev/null
 ctfs pull -q "oci:$TMP/layout:v2" >/dev/null
 IMG=localhost/layout:v1
@@ -91,6 +91,7 @@ t_is "Entrypoint + Cmd" "$out" from-cmd
 run_out --rm localhost/layout:v2 a b
 t_is "arguments replace Cmd" "$out" "a b"
 id=$(ctfs create localhost/layout:v2 a b)
+t_is "inspect: the image's labels in Config.Labels, as docker's" "$(ctfs inspect -f '{{index .Config.Labels "org.example.kind"}}' "$id")" demo
 t_is "inspect: Config.Entrypoint and Config.Cmd apart, as docker's" "$(ctfs inspect -f '{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Path}} {{json .Args}}' "$id")" '["/bin/echo"] ["a","b"] /bin/echo ["a","b"]'
 ctfs rm "$id" >/dev/null
 id=$(ctfs create "$IMG" true)
