@@ -981,7 +981,7 @@ int cmd_ps(struct cli *c, int argc, char **argv)
         _cleanup_free_ char *tmpl = !quiet && format && !json ? template_listing(format, &table) : NULL;
         format = json ? format : tmpl;
         table = table && tmpl;
-        struct { char **v; size_t n; } lines = { 0 }; /* a table's lines, aligned at the end */
+        struct table *lines = table ? table_new_tabbed() : NULL; /* aligned at the end */
         store *s = cli_store(c);
         if (!s)
                 return 1;
@@ -993,26 +993,21 @@ int cmd_ps(struct cli *c, int argc, char **argv)
         static const char *const headers[] = { "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES", NULL };
         struct table *t = quiet || format ? NULL : table_new(headers);
         if (table) {
-                /* the header: the template over the columns' names */
-                json_object *h = json_object_new_object();
                 static const char *const cols[][2] = {
                         { "ID", "CONTAINER ID" }, { "Image", "IMAGE" },       { "Command", "COMMAND" },
                         { "CreatedAt", "CREATED AT" }, { "RunningFor", "CREATED" }, { "Status", "STATUS" },
                         { "State", "STATE" },     { "Names", "NAMES" },       { "Ports", "PORTS" },
                         { "Labels", "LABELS" },   { "Mounts", "MOUNTS" },     { "Networks", "NETWORKS" },
                 };
-                for (size_t i = 0; i < ARRAY_SIZE(cols); i++)
-                        json_object_object_add(h, cols[i][0], json_object_new_string(cols[i][1]));
                 char *text = NULL, *err = NULL;
-                int tr = template_render(format, h, &text, &err);
-                json_object_put(h);
-                if (tr < 0) {
+                if (template_header(format, cols, ARRAY_SIZE(cols), &text, &err) < 0) {
                         container_ids_free(ids, n);
+                        table_free(lines);
                         cli_error("ps: template: %s", err ? err : "cannot render");
                         free(err);
                         return 1;
                 }
-                strv_push(&lines.v, &lines.n, text);
+                table_add_tabbed(lines, text);
                 free(text);
         }
         long shown = 0;
@@ -1047,11 +1042,11 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                                         container_ids_free(ids, n);
                                         cli_error("ps: template: %s", err ? err : "cannot render");
                                         free(err);
-                                        strv_free(lines.v);
+                                        table_free(lines);
                                         return 1;
                                 }
                                 if (table)
-                                        strv_push(&lines.v, &lines.n, text);
+                                        table_add_tabbed(lines, text);
                                 else
                                         puts(text);
                                 free(text);
@@ -1077,8 +1072,8 @@ int cmd_ps(struct cli *c, int argc, char **argv)
                 table_free(t);
         }
         if (table)
-                table_print_tabbed(lines.v, lines.n, stdout);
-        strv_free(lines.v);
+                table_print_tabbed(lines, stdout);
+        table_free(lines);
         return 0;
 }
 

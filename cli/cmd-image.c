@@ -218,12 +218,6 @@ static int image_cmp(const void *a, const void *b)
         return x->created < y->created ? 1 : x->created > y->created ? -1 : strcmp(x->id, y->id);
 }
 
-static void lines_push(char ***v, size_t *n, const char *line)
-{
-        *v = xrealloc(*v, (*n + 1) * sizeof(char *));
-        (*v)[(*n)++] = xstrdup(line);
-}
-
 /* images REPOSITORY[:TAG]: whether name (repo:tag) is one the argument names. */
 static bool image_name_match(const char *name, const char *want)
 {
@@ -291,7 +285,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
         _cleanup_free_ char *tmpl = !quiet && format && !json ? template_listing(format, &table) : NULL;
         format = tmpl;
         table = table && tmpl;
-        struct { char **v; size_t n; } lines = { 0 }; /* a table's lines, aligned at the end */
+        struct table *lines = table ? table_new_tabbed() : NULL; /* aligned at the end */
         store *s = cli_store(c);
         if (!s)
                 return 1;
@@ -326,24 +320,19 @@ int cmd_images(struct cli *c, int argc, char **argv)
                 return 0;
         }
         if (table) {
-                /* the header: the template over the columns' names */
-                json_object *h = json_object_new_object();
                 static const char *const hcols[][2] = { { "ID", "IMAGE ID" },        { "Repository", "REPOSITORY" },
                                                         { "Tag", "TAG" },            { "Digest", "DIGEST" },
                                                         { "CreatedSince", "CREATED" }, { "CreatedAt", "CREATED AT" },
                                                         { "Size", "SIZE" } };
-                for (size_t i = 0; i < ARRAY_SIZE(hcols); i++)
-                        json_object_object_add(h, hcols[i][0], json_object_new_string(hcols[i][1]));
                 char *text = NULL, *err = NULL;
-                int tr = template_render(format, h, &text, &err);
-                json_object_put(h);
-                if (tr < 0) {
+                if (template_header(format, hcols, ARRAY_SIZE(hcols), &text, &err) < 0) {
                         store_images_free(imgs, n);
+                        table_free(lines);
                         cli_error("images: template: %s", err ? err : "cannot render");
                         free(err);
                         return 1;
                 }
-                lines_push(&lines.v, &lines.n, text);
+                table_add_tabbed(lines, text);
                 free(text);
         }
         static const char *const cols[] = { "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", NULL };
@@ -395,7 +384,7 @@ int cmd_images(struct cli *c, int argc, char **argv)
                                         rc = cli_error("images: template: %s", err ? err : "cannot render");
                                         free(err);
                                 } else if (table)
-                                        lines_push(&lines.v, &lines.n, text);
+                                        table_add_tabbed(lines, text);
                                 else
                                         puts(text);
                                 free(text);
@@ -412,10 +401,8 @@ int cmd_images(struct cli *c, int argc, char **argv)
                 table_print(t, stdout, 1);
         table_free(t);
         if (table && rc == 0)
-                table_print_tabbed(lines.v, lines.n, stdout);
-        for (size_t i = 0; i < lines.n; i++)
-                free(lines.v[i]);
-        free(lines.v);
+                table_print_tabbed(lines, stdout);
+        table_free(lines);
         store_images_free(imgs, n);
         return rc;
 }

@@ -98,6 +98,8 @@ int cli_fail(char *msg, const char *fallback_fmt, ...)
         return 1;
 }
 
+static void print_help(const struct command *cmd) { printf("usage: ctfs %s\n\n%s\n", cmd->usage, cmd->summary); }
+
 static char bad_flag[128];
 static const char *bad_flag_why; /* what is wrong with it */
 
@@ -122,14 +124,10 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
         bool help = is_long && !strncmp(arg, "--help", 6) && (arg[6] == '\0' || arg[6] == '=');
         /* -h, where it is no flag of the command's own (run's -h is --hostname) */
         help = help || (!is_long && optopt == 'h' && !strchr(shortopts, 'h'));
-        if (help) {
-                /* --help after other options */
-                const struct command *cmd = cli_find(argv[0]);
-                if (cmd) {
-                        printf("usage: ctfs %s\n\n%s\n", cmd->usage, cmd->summary);
-                        fflush(stdout);
-                        exit(0);
-                }
+        if (help && cli_find(argv[0])) { /* (after other flags: main looks at the first one) */
+                print_help(cli_find(argv[0]));
+                fflush(stdout);
+                exit(0);
         }
         if (is_long) {
                 snprintf(bad_flag, sizeof(bad_flag), "%.*s", (int)strcspn(arg, "="), arg);
@@ -138,15 +136,20 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
                 bool known = optopt > 0 && optopt < 256 && strchr(shortopts, optopt);
                 snprintf(bad_flag, sizeof(bad_flag), "-%c", optopt > 0 && optopt < 256 ? optopt : '?');
                 bad_flag_why = known ? "flag needs an argument" : "unknown flag";
-                /* "-d=false": docker's short form of a value; here only the long one takes it */
-                /* (inside the cluster still: optind has not moved past it) */
+                /* "-d=false", docker's short form of a value: getopt refuses the "=" (still inside
+                 * the cluster, so optind may not have moved past it); only a long form with an
+                 * optional value takes one here */
                 const char *cur = optind < argc ? argv[optind] : "";
                 const char *eqarg = arg[0] == '-' && arg[1] && arg[1] != '-' && arg[2] == '=' ? arg
                                     : cur[0] == '-' && cur[1] && cur[1] != '-' && cur[2] == '=' ? cur
                                                                                                 : NULL;
                 if (optopt == '=' && eqarg) {
+                        const struct option *lo = longopts;
+                        while (lo && lo->name && !(lo->val == eqarg[1] && lo->has_arg == optional_argument))
+                                lo++;
                         snprintf(bad_flag, sizeof(bad_flag), "%.*s", (int)strcspn(eqarg, "="), eqarg);
-                        bad_flag_why = "flag takes no value (the long form does: --flag=true|false)";
+                        bad_flag_why = lo && lo->name ? "flag takes no value (the long form does: --flag=true|false)"
+                                                      : "flag takes no value";
                 }
         }
         return r;
@@ -199,7 +202,7 @@ static int cmd_help(struct cli *c, int argc, char **argv)
         const struct command *cmd = cli_find(argv[1]);
         if (!cmd)
                 return cli_error("help: unknown command: %s", argv[1]);
-        printf("usage: ctfs %s\n\n%s\n", cmd->usage, cmd->summary);
+        print_help(cmd);
         return 0;
 }
 
@@ -259,7 +262,7 @@ int main(int argc, char **argv)
         argc -= optind;
         optind = 0; /* commands parse their own options with getopt again */
         if (argc >= 2 && !strcmp(argv[1], "--help")) {
-                printf("usage: ctfs %s\n\n%s\n", cmd->usage, cmd->summary);
+                print_help(cmd);
                 return 0;
         }
         int r = cmd->run(&c, argc, argv);

@@ -8,7 +8,7 @@
 
 struct table {
         size_t ncols, nrows;
-        char **cells; /* row-major, row 0 = headers */
+        char **cells; /* row-major, row 0 = headers; a tabbed table (ncols 0): its lines */
 };
 
 struct table *table_new(const char *const *headers)
@@ -80,28 +80,37 @@ void table_free(struct table *t)
 {
         if (!t)
                 return;
-        for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        /* (a tabbed table keeps a line a row: no columns yet) */
+        for (size_t i = 0; i < t->nrows * (t->ncols ? t->ncols : 1); i++)
                 free(t->cells[i]);
         free(t->cells);
         free(t);
 }
 
-void table_print_tabbed(char *const *lines, size_t n, FILE *f)
+struct table *table_new_tabbed(void) { return xcalloc(1, sizeof(struct table)); }
+
+void table_add_tabbed(struct table *t, const char *line)
 {
-        /* lines[0] is the header; every line's cells are what its tabs separate */
+        /* kept whole until printed (the widest row decides how many columns there are) */
+        t->cells = xrealloc(t->cells, (t->nrows + 1) * sizeof(char *));
+        t->cells[t->nrows++] = xstrdup(line);
+}
+
+void table_print_tabbed(struct table *t, FILE *f)
+{
         size_t ncols = 1;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < t->nrows; i++) {
                 size_t k = 1;
-                for (const char *p = lines[i]; (p = strchr(p, '\t')); p++)
+                for (const char *p = t->cells[i]; (p = strchr(p, '\t')); p++)
                         k++;
                 if (k > ncols)
                         ncols = k;
         }
-        struct table *t = xcalloc(1, sizeof(*t));
-        t->ncols = ncols;
+        struct table *cols = xcalloc(1, sizeof(*cols));
+        cols->ncols = ncols;
         const char **cells = xcalloc(ncols, sizeof(char *));
-        for (size_t i = 0; i < n; i++) {
-                char *copy = xstrdup(lines[i]), *save = copy;
+        for (size_t i = 0; i < t->nrows; i++) {
+                char *copy = xstrdup(t->cells[i]), *save = copy;
                 for (size_t c = 0; c < ncols; c++) {
                         cells[c] = save ? save : "";
                         char *tab = save ? strchr(save, '\t') : NULL;
@@ -109,10 +118,10 @@ void table_print_tabbed(char *const *lines, size_t n, FILE *f)
                                 *tab = '\0';
                         save = tab ? tab + 1 : NULL;
                 }
-                table_add(t, cells);
+                table_add(cols, cells);
                 free(copy);
         }
         free(cells);
-        table_print(t, f, 1);
-        table_free(t);
+        table_print(cols, f, 1);
+        table_free(cols);
 }

@@ -13,5 +13,7 @@ void table_addf(struct table *t, ...); /* cells as const char * arguments, one p
 void table_print(struct table *t, FILE *f, int with_headers);
 void table_free(struct table *t);
 /* `--format 'table ...'`: lines whose cells are separated by tabs (the first the header),
- * aligned as table_print aligns columns (docker aligns its table formats so). */
-void table_print_tabbed(char *const *lines, size_t n, FILE *f);
+ * printed aligned as table_print aligns columns (docker aligns its table formats so). */
+struct table *table_new_tabbed(void);
+void table_add_tabbed(struct table *t, const char *line);
+void table_print_tabbed(struct table *t, FILE *f);

@@ -14,7 +14,6 @@
 
 #include <ctype.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,17 +46,6 @@ static void node_free(struct node *n)
                 free(n);
                 n = next;
         }
-}
-
-static void set_error(struct parser *ps, const char *fmt, ...)
-{
-        if (ps->error)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(&ps->error, fmt, ap) < 0)
-                ps->error = NULL;
-        va_end(ap);
 }
 
 /* The next action's words (trimmed), or the text up to it. */
@@ -98,7 +86,7 @@ static enum token next_token(struct parser *ps, char **ret)
         if (!*close)
                 close = NULL;
         if (!close) {
-                set_error(ps, "unclosed action");
+                util_error_once(&ps->error, "unclosed action");
                 return T_END;
         }
         const char *end = close;
@@ -144,13 +132,13 @@ static void parse_block(struct parser *ps, struct node *n)
                         return;
                 }
                 if (*rest) {
-                        set_error(ps, "unexpected \"%s\" after else", rest);
+                        util_error_once(&ps->error, "unexpected \"%s\" after else", rest);
                         return;
                 }
                 n->alt = parse_list(ps, &s);
         }
         if (!s || strcmp(s, "end") != 0)
-                set_error(ps, "%s without its {{end}}", n->kind == N_IF ? "if" : n->kind == N_RANGE ? "range" : "with");
+                util_error_once(&ps->error, "%s without its {{end}}", n->kind == N_IF ? "if" : n->kind == N_RANGE ? "range" : "with");
 }
 
 /* Nodes up to {{end}} or {{else}} (*stop says which), or the end of the text (top level). */
@@ -289,17 +277,6 @@ static json_object *keep(struct eval *e, json_object *v)
         return v;
 }
 
-static void eval_error(struct eval *e, const char *fmt, ...)
-{
-        if (e->error)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(&e->error, fmt, ap) < 0)
-                e->error = NULL;
-        va_end(ap);
-}
-
 /* The next word of an action: a "string" (its content in *ret_str), or a bare word. */
 static bool next_word(const char **p, char **ret, bool *ret_quoted)
 {
@@ -409,7 +386,7 @@ static json_object *arg_value(struct eval *e, json_object *dot, const char *w, b
         long long n = strtoll(w, &end, 10);
         if (*w && !*end)
                 return keep(e, json_object_new_int64(n));
-        eval_error(e, "function \"%s\" not defined", w);
+        util_error_once(&e->error, "function \"%s\" not defined", w);
         return NULL;
 }
 
@@ -488,7 +465,7 @@ static char *printf_values(struct eval *e, const char *fmt, json_object **args, 
                 } else if (verb == 's' || verb == 'v' || verb == 'd')
                         print_value(&o, v);
                 else
-                        eval_error(e, "printf: unsupported verb %%%c", verb);
+                        util_error_once(&e->error, "printf: unsupported verb %%%c", verb);
         }
         return o.buf;
 }
@@ -501,7 +478,7 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
         bool quoted;
         *ret_missing = false;
         if (!next_word(&p, &w, &quoted)) {
-                eval_error(e, "empty command");
+                util_error_once(&e->error, "empty command");
                 return NULL;
         }
         static const char *const cmp_funcs[] = { "eq", "ne", "lt", "le", "gt", "ge", "not", "and", "or", "printf" };
@@ -522,12 +499,12 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
                 const char *f = cmp_funcs[i];
                 if (!strcmp(f, "not")) {
                         if (n != 1)
-                                eval_error(e, "not takes one argument");
+                                util_error_once(&e->error, "not takes one argument");
                         else
                                 r = keep(e, json_object_new_boolean(!truthy(args[0])));
                 } else if (!strcmp(f, "and") || !strcmp(f, "or")) {
                         if (n < 1)
-                                eval_error(e, "%s takes arguments", f);
+                                util_error_once(&e->error, "%s takes arguments", f);
                         bool want = f[0] == 'o'; /* or: the first true one; and: the first false */
                         for (size_t k = 0; k < n; k++) {
                                 r = args[k];
@@ -536,27 +513,27 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
                         }
                 } else if (!strcmp(f, "printf")) {
                         if (n < 1 || json_object_get_type(args[0]) != json_type_string)
-                                eval_error(e, "printf takes a format and values");
+                                util_error_once(&e->error, "printf takes a format and values");
                         else {
                                 char *text = printf_values(e, json_object_get_string(args[0]), args + 1, n - 1);
                                 r = keep(e, json_object_new_string(text));
                                 free(text);
                         }
                 } else if (n < 2) {
-                        eval_error(e, "%s takes two values", f);
+                        util_error_once(&e->error, "%s takes two values", f);
                 } else if (!strcmp(f, "eq")) { /* eq a b c: a equals b or c */
                         bool any = false;
                         for (size_t k = 1; k < n && !e->error; k++) {
                                 int c = compare(args[0], args[k]);
                                 if (c == -2)
-                                        eval_error(e, "eq: values of different kinds");
+                                        util_error_once(&e->error, "eq: values of different kinds");
                                 any = any || c == 0;
                         }
                         r = keep(e, json_object_new_boolean(any));
                 } else {
                         int c = compare(args[0], args[1]);
                         if (c == -2)
-                                eval_error(e, "%s: values that cannot be compared", f);
+                                util_error_once(&e->error, "%s: values that cannot be compared", f);
                         bool v = !strcmp(f, "ne")   ? c != 0
                                  : !strcmp(f, "lt") ? c == -1
                                  : !strcmp(f, "le") ? c <= 0 && c != -2
@@ -568,7 +545,7 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
                 return r;
         }
         if (has_prev && (quoted || w[0] == '.' || w[0] == '$' || w[0] == '(')) {
-                eval_error(e, "can't give a value to %s", w);
+                util_error_once(&e->error, "can't give a value to %s", w);
                 free(w);
                 return NULL;
         }
@@ -577,7 +554,7 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
         for (size_t i = 0; i < sizeof(funcs) / sizeof(funcs[0]) && !known; i++)
                 known = !strcmp(w, funcs[i]);
         if (!known) {
-                eval_error(e, "function \"%s\" not defined", w);
+                util_error_once(&e->error, "function \"%s\" not defined", w);
                 free(w);
                 return NULL;
         }
@@ -598,12 +575,12 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
         json_object *r = NULL;
         if (quoted || w[0] == '.' || w[0] == '$' || w[0] == '(' || !strcmp(w, "true") || !strcmp(w, "false")) {
                 if (n)
-                        eval_error(e, "%s is not a function", w);
+                        util_error_once(&e->error, "%s is not a function", w);
                 else
                         r = arg_value(e, dot, w, quoted, ret_missing);
         } else if (!strcmp(w, "json")) {
                 if (n != 1)
-                        eval_error(e, "json takes one argument");
+                        util_error_once(&e->error, "json takes one argument");
                 else
                         r = keep(e, json_object_new_string(
                                             args[0] ? json_object_to_json_string_ext(args[0], JSON_C_TO_STRING_PLAIN |
@@ -612,7 +589,7 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
         } else if (!strcmp(w, "index")) {
                 r = n ? args[0] : NULL;
                 if (!n)
-                        eval_error(e, "index takes a value and keys");
+                        util_error_once(&e->error, "index takes a value and keys");
                 for (size_t i = 1; i < n && r; i++) {
                         json_object *x = NULL;
                         if (json_object_get_type(r) == json_type_object && json_object_get_type(args[i]) == json_type_string)
@@ -620,7 +597,7 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
                         else if (json_object_get_type(r) == json_type_array && json_object_get_type(args[i]) == json_type_int) {
                                 int64_t k = json_object_get_int64(args[i]);
                                 if (k < 0 || (size_t)k >= json_object_array_length(r))
-                                        eval_error(e, "index out of range: %lld", (long long)k);
+                                        util_error_once(&e->error, "index out of range: %lld", (long long)k);
                                 else
                                         x = json_object_array_get_idx(r, (size_t)k);
                         }
@@ -630,7 +607,7 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
         } else if (!strcmp(w, "join")) {
                 if (n != 2 || json_object_get_type(args[0]) != json_type_array ||
                     json_object_get_type(args[1]) != json_type_string)
-                        eval_error(e, "join takes a list and a separator");
+                        util_error_once(&e->error, "join takes a list and a separator");
                 else {
                         struct out o = { 0 };
                         puts_(&o, "");
@@ -651,7 +628,7 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
                 else if (t == json_type_string)
                         r = keep(e, json_object_new_int64(json_object_get_string_len(args[0])));
                 else
-                        eval_error(e, "len of a value that has none");
+                        util_error_once(&e->error, "len of a value that has none");
         } else if (!strcmp(w, "upper") || !strcmp(w, "lower") || !strcmp(w, "println")) {
                 struct out o = { 0 };
                 puts_(&o, "");
@@ -663,13 +640,13 @@ static json_object *eval_command(struct eval *e, json_object *dot, const char *a
                 if (!strcmp(w, "println"))
                         puts_(&o, "\n");
                 else if (n != 1)
-                        eval_error(e, "%s takes one argument", w);
+                        util_error_once(&e->error, "%s takes one argument", w);
                 for (char *c = o.buf; *c; c++)
                         *c = (char)(w[0] == 'u' ? toupper((unsigned char)*c) : w[0] == 'l' ? tolower((unsigned char)*c) : *c);
                 r = keep(e, json_object_new_string(o.buf));
                 free(o.buf);
         } else {
-                eval_error(e, "function \"%s\" not defined", w);
+                util_error_once(&e->error, "function \"%s\" not defined", w);
         }
         free(w);
         return r;
@@ -774,7 +751,7 @@ static void exec_list(struct eval *e, struct out *o, struct node *n, json_object
                                         exec_list(e, o, n->body, val);
                                 }
                         } else
-                                eval_error(e, "range can't iterate over %s",
+                                util_error_once(&e->error, "range can't iterate over %s",
                                            json_object_to_json_string_ext(v, JSON_C_TO_STRING_NOSLASHESCAPE));
                         break;
                 }
@@ -788,7 +765,7 @@ int template_render(const char *tmpl, json_object *value, char **ret, char **ret
         const char *stop;
         struct node *n = parse_list(&ps, &stop);
         if (!ps.error && stop)
-                set_error(&ps, "unexpected {{%s}}", stop);
+                util_error_once(&ps.error, "unexpected {{%s}}", stop);
         free(ps.else_rest);
         if (ps.error) {
                 node_free(n);
@@ -833,4 +810,14 @@ char *template_listing(const char *format, bool *ret_table)
                 o--;
         *o = '\0';
         return out;
+}
+
+int template_header(const char *tmpl, const char *const (*cols)[2], size_t n, char **ret, char **ret_error)
+{
+        json_object *h = json_object_new_object();
+        for (size_t i = 0; i < n; i++)
+                json_object_object_add(h, cols[i][0], json_object_new_string(cols[i][1]));
+        int r = template_render(tmpl, h, ret, ret_error);
+        json_object_put(h);
+        return r;
 }

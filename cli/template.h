@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct json_object;
 
@@ -13,3 +14,7 @@ int template_render(const char *tmpl, struct json_object *value, char **ret, cha
  * template: the command's own table), the template with \\t and \\n made a tab and a newline.
  * NULL: the default table. */
 char *template_listing(const char *format, bool *ret_table);
+
+/* A 'table' template's header: the template over the columns' titles (cols[i][0] a field,
+ * cols[i][1] its title). As template_render. */
+int template_header(const char *tmpl, const char *const (*cols)[2], size_t n, char **ret, char **ret_error);

@@ -2,7 +2,6 @@
 #include "ingest.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
@@ -46,17 +45,6 @@ struct ingest {
         struct ingest_result res;
 };
 
-static void set_error(struct ingest *g, const char *fmt, ...) _printf_(2, 3);
-static void set_error(struct ingest *g, const char *fmt, ...)
-{
-        if (g->error)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(&g->error, fmt, ap) < 0)
-                g->error = NULL;
-        va_end(ap);
-}
 
 /* Outer reader: the blob as it comes, hashed on the way in. */
 static la_ssize_t raw_read(struct archive *a, void *data, const void **buf)
@@ -187,11 +175,11 @@ static int stage_data(struct ingest *g, const char *path, struct out *o, int64_t
                 if (r == ARCHIVE_EOF)
                         break;
                 if (r < ARCHIVE_WARN) {
-                        set_error(g, "layer entry %s: %s", path, archive_error_string(g->tar));
+                        util_error_once(&g->error, "layer entry %s: %s", path, archive_error_string(g->tar));
                         return -EIO;
                 }
                 if (off < pos || off + (int64_t)len > size) {
-                        set_error(g, "layer entry %s: data beyond its declared size", path);
+                        util_error_once(&g->error, "layer entry %s: data beyond its declared size", path);
                         return -EINVAL;
                 }
                 /* A hole in a sparse file: hash the zeros, leave the hole in the object. */
@@ -201,7 +189,7 @@ static int stage_data(struct ingest *g, const char *path, struct out *o, int64_t
                 if (r == 0)
                         r = out_put(g, o, buf, len, off);
                 if (r < 0) {
-                        set_error(g, "layer entry %s: write: %s", path, strerror(-r));
+                        util_error_once(&g->error, "layer entry %s: write: %s", path, strerror(-r));
                         return r;
                 }
                 pos = off + (int64_t)len;
@@ -216,7 +204,7 @@ static int stage_data(struct ingest *g, const char *path, struct out *o, int64_t
                 }
                 r = out_flush(g, o, len);
                 if (r < 0) {
-                        set_error(g, "layer entry %s: write: %s", path, strerror(-r));
+                        util_error_once(&g->error, "layer entry %s: write: %s", path, strerror(-r));
                         return r;
                 }
         }
@@ -230,7 +218,7 @@ static int stage_regular(struct ingest *g, struct archive_entry *e, const char *
 {
         int64_t size = archive_entry_size(e);
         if (size < 0) {
-                set_error(g, "layer entry %s: negative size", path);
+                util_error_once(&g->error, "layer entry %s: negative size", path);
                 return -EINVAL;
         }
         /* Refuse before writing what cannot fit (a sparse file's holes take no space). */
@@ -239,7 +227,7 @@ static int stage_regular(struct ingest *g, struct archive_entry *e, const char *
                 /* (a file system that reports no size at all, as ramfs, is not full) */
                 if (fstatvfs(g->workfd, &sv) == 0 && sv.f_blocks > 0 &&
                     (uint64_t)size > (uint64_t)sv.f_bavail * sv.f_frsize) {
-                        set_error(g, "layer entry %s: no space left on device (%lld bytes, more than the store's "
+                        util_error_once(&g->error, "layer entry %s: no space left on device (%lld bytes, more than the store's "
                                   "free space)", path, (long long)size);
                         return -ENOSPC;
                 }
@@ -310,12 +298,12 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
         if (!raw)
                 raw = archive_entry_pathname_utf8(e);
         if (!raw) {
-                set_error(g, "layer entry without a usable name");
+                util_error_once(&g->error, "layer entry without a usable name");
                 return -EINVAL;
         }
         _cleanup_free_ char *path = NULL;
         if (path_normalize(raw, &path) < 0) {
-                set_error(g, "layer entry %s: refusing a path with '..'", raw);
+                util_error_once(&g->error, "layer entry %s: refusing a path with '..'", raw);
                 return -EINVAL;
         }
         g->res.entries++;
@@ -325,7 +313,7 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
          * would turn it into a whiteout (".wh..." would delete ".."): refuse it. */
         for (const char *c = path; c < base; c = strchr(c, '/') + 1)
                 if (strncmp(c, WH_PREFIX, strlen(WH_PREFIX)) == 0) {
-                        set_error(g, "layer entry %s: a whiteout name used as a directory", raw);
+                        util_error_once(&g->error, "layer entry %s: a whiteout name used as a directory", raw);
                         return -EINVAL;
                 }
         if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)) == 0) {
@@ -338,7 +326,7 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
                 else {
                         const char *victim = base + strlen(WH_PREFIX);
                         if (!*victim || !strcmp(victim, ".") || !strcmp(victim, "..") || strchr(victim, '/')) {
-                                set_error(g, "layer entry %s: invalid whiteout", raw);
+                                util_error_once(&g->error, "layer entry %s: invalid whiteout", raw);
                                 return -EINVAL;
                         }
                         _cleanup_free_ char *target = *dir ? xasprintf("%s/%s", dir, victim) : xstrdup(victim);
@@ -350,7 +338,7 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
                                 return 0;
                 }
                 if (r < 0)
-                        set_error(g, "layer entry %s: %s", raw,
+                        util_error_once(&g->error, "layer entry %s: %s", raw,
                                   r == -ENOTDIR ? "lies below a symlink or file" : strerror(-r));
                 return r;
         }
@@ -359,18 +347,18 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
         if (hl) {
                 _cleanup_free_ char *target = NULL;
                 if (path_normalize(hl, &target) < 0 || !*target) {
-                        set_error(g, "layer entry %s: refusing a hardlink to %s", raw, hl);
+                        util_error_once(&g->error, "layer entry %s: refusing a hardlink to %s", raw, hl);
                         return -EINVAL;
                 }
                 if (!*path) {
-                        set_error(g, "layer entry %s: hardlink at the root", raw);
+                        util_error_once(&g->error, "layer entry %s: hardlink at the root", raw);
                         return -EINVAL;
                 }
                 int r = tbuild_add_hardlink(g->b, path, target);
                 if (r == -ENOENT)
                         r = tbuild_add_hardlink_ref(g->b, path, target);
                 if (r < 0)
-                        set_error(g, "layer entry %s: hardlink to %s: %s", raw, hl,
+                        util_error_once(&g->error, "layer entry %s: hardlink to %s: %s", raw, hl,
                                   r == -ENOTDIR ? "lies below a symlink or file"
                                   : r == -EPERM ? "target is a directory" : strerror(-r));
                 return r;
@@ -391,11 +379,11 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
                 r = stage_regular(g, e, raw, a.digest);
                 if (r < 0) {
                         if (!g->error)
-                                set_error(g, "layer entry %s: %s", raw, strerror(-r));
+                                util_error_once(&g->error, "layer entry %s: %s", raw, strerror(-r));
                         return r;
                 }
                 if (!*path) {
-                        set_error(g, "layer entry %s: a file at the root", raw);
+                        util_error_once(&g->error, "layer entry %s: a file at the root", raw);
                         return -EINVAL;
                 }
                 break;
@@ -406,7 +394,7 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
                 if (!link)
                         link = archive_entry_symlink_utf8(e);
                 if (!link) {
-                        set_error(g, "layer entry %s: symlink without a target", raw);
+                        util_error_once(&g->error, "layer entry %s: symlink without a target", raw);
                         return -EINVAL;
                 }
                 break;
@@ -420,13 +408,13 @@ static int ingest_entry(struct ingest *g, struct archive_entry *e)
                 return 0; /* sockets and the like carry nothing */
         }
         if (!*path && !S_ISDIR(a.mode)) {
-                set_error(g, "layer entry %s: not a directory at the root", raw);
+                util_error_once(&g->error, "layer entry %s: not a directory at the root", raw);
                 return -EINVAL;
         }
         tnode *n;
         r = tbuild_add(g->b, path, &a, link, &n);
         if (r < 0) {
-                set_error(g, "layer entry %s: %s", raw, r == -ENOTDIR ? "lies below a symlink or file" : strerror(-r));
+                util_error_once(&g->error, "layer entry %s: %s", raw, r == -ENOTDIR ? "lies below a symlink or file" : strerror(-r));
                 return r;
         }
         return add_xattrs(g, e, n);
@@ -460,7 +448,7 @@ static int drain(struct ingest *g)
         for (;;) {
                 la_ssize_t n = archive_read_data(g->raw, g->midbuf, sizeof(g->midbuf));
                 if (n < 0) {
-                        set_error(g, "decompress layer: %s", archive_error_string(g->raw));
+                        util_error_once(&g->error, "decompress layer: %s", archive_error_string(g->raw));
                         return -EIO;
                 }
                 if (n == 0)
@@ -511,13 +499,13 @@ int ingest_layer_stage(store *s, int fd, const uint8_t *expected_blob, const uin
         archive_read_support_filter_all(g.raw);
         archive_read_support_format_raw(g.raw);
         if (archive_read_open(g.raw, &g, NULL, raw_read, NULL) != ARCHIVE_OK) {
-                set_error(&g, "open layer: %s", archive_error_string(g.raw));
+                util_error_once(&g.error, "open layer: %s", archive_error_string(g.raw));
                 r = -EIO;
                 goto out;
         }
         struct archive_entry *re;
         if (archive_read_next_header(g.raw, &re) != ARCHIVE_OK) {
-                set_error(&g, "read layer: %s", archive_error_string(g.raw));
+                util_error_once(&g.error, "read layer: %s", archive_error_string(g.raw));
                 r = -EIO;
                 goto out;
         }
@@ -525,7 +513,7 @@ int ingest_layer_stage(store *s, int fd, const uint8_t *expected_blob, const uin
         archive_read_support_format_tar(g.tar);
         archive_read_support_format_gnutar(g.tar);
         if (archive_read_open(g.tar, &g, NULL, tar_read, NULL) != ARCHIVE_OK) {
-                set_error(&g, "layer is not a tar archive: %s", archive_error_string(g.tar));
+                util_error_once(&g.error, "layer is not a tar archive: %s", archive_error_string(g.tar));
                 r = -EINVAL;
                 goto out;
         }
@@ -535,7 +523,7 @@ int ingest_layer_stage(store *s, int fd, const uint8_t *expected_blob, const uin
                 if (ar == ARCHIVE_EOF)
                         break;
                 if (ar < ARCHIVE_WARN) {
-                        set_error(&g, "read layer: %s", archive_error_string(g.tar));
+                        util_error_once(&g.error, "read layer: %s", archive_error_string(g.tar));
                         r = -EIO;
                         goto out;
                 }
@@ -555,27 +543,27 @@ int ingest_layer_stage(store *s, int fd, const uint8_t *expected_blob, const uin
         if (expected_blob && memcmp(expected_blob, g.res.blob_digest, DIGEST_LEN) != 0) {
                 digest_to_str(expected_blob, want);
                 digest_to_str(g.res.blob_digest, got);
-                set_error(&g, "digest mismatch for %s: expected %s, got %s", want, want, got);
+                util_error_once(&g.error, "digest mismatch for %s: expected %s, got %s", want, want, got);
                 r = -EBADMSG;
                 goto out;
         }
         if (expected_diffid && memcmp(expected_diffid, g.res.diffid, DIGEST_LEN) != 0) {
                 digest_to_str(expected_diffid, want);
                 digest_to_str(g.res.diffid, got);
-                set_error(&g, "digest mismatch for layer %s: expected %s, got %s", want, want, got);
+                util_error_once(&g.error, "digest mismatch for layer %s: expected %s, got %s", want, want, got);
                 r = -EBADMSG;
                 goto out;
         }
         ldir = xasprintf("%s/layer", g.work);
         if (mkdirat(store_dirfd(s), ldir, 0700) < 0) {
                 r = -errno;
-                set_error(&g, "make layer directory: %s", strerror(errno));
+                util_error_once(&g.error, "make layer directory: %s", strerror(errno));
                 goto out;
         }
         idx = xasprintf("%s/index", ldir);
         r = tbuild_write(g.b, store_dirfd(s), idx);
         if (r < 0) {
-                set_error(&g, "write layer index: %s", strerror(-r));
+                util_error_once(&g.error, "write layer index: %s", strerror(-r));
                 goto out;
         }
         ingest_staged *st = xcalloc(1, sizeof(*st));

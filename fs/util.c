@@ -67,6 +67,17 @@ char *xasprintf(const char *fmt, ...)
         return p;
 }
 
+void util_error_once(char **slot, const char *fmt, ...)
+{
+        if (*slot)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(slot, fmt, ap) < 0)
+                *slot = NULL;
+        va_end(ap);
+}
+
 int util_write_all(int fd, const void *buf, size_t len)
 {
         const char *p = buf;

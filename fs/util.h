@@ -55,6 +55,8 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+/* The first error wins: *slot is set from fmt unless it holds a message already. */
+void util_error_once(char **slot, const char *fmt, ...) _printf_(2, 3);
 
 /* Full read/write, retrying on EINTR and short transfers. Return 0 or -errno. */
 int util_write_all(int fd, const void *buf, size_t len);

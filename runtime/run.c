@@ -228,6 +228,14 @@ static void record_exit(struct monitor *m, const struct container_state *running
         container_state_save(m->s, m->cfg->id, &st);
 }
 
+/* --rm: the container goes as it ends; its exit code stays a while for a `wait` that sees it
+ * go. */
+static void remove_ended(store *s, const char *id, int code)
+{
+        container_exit_keep(s, id, code);
+        container_remove(s, id);
+}
+
 /* Start and wait: returns the exit code (125 with *ret_error when setup failed). */
 static int monitor_run(struct monitor *m, char **ret_error)
 {
@@ -375,10 +383,8 @@ static int monitor_run(struct monitor *m, char **ret_error)
         cgroup_free(cg);
         sigprocmask(SIG_SETMASK, &old, NULL);
         record_exit(m, &st, code, oom, NULL);
-        if (cfg->auto_remove) {
-                container_exit_keep(m->s, cfg->id, code); /* for a `wait` that sees it go */
-                container_remove(m->s, cfg->id);
-        }
+        if (cfg->auto_remove)
+                remove_ended(m->s, cfg->id, code);
         return code;
 fail:
         if (cg) {
@@ -387,10 +393,8 @@ fail:
         }
         record_exit(m, NULL, code, false, *ret_error);
         notify(m, code, *ret_error);
-        if (cfg->auto_remove) {
-                container_exit_keep(m->s, cfg->id, code);
-                container_remove(m->s, cfg->id);
-        }
+        if (cfg->auto_remove)
+                remove_ended(m->s, cfg->id, code);
         return code;
 }
 
@@ -846,16 +850,27 @@ static int log_emit(struct log_reader *lr, int out_fd, int err_fd, bool last)
         return r;
 }
 
-static int log_read(struct log_reader *lr, int fd, int out_fd, int err_fd)
+/* The next piece of the log after what lr holds: bytes read, 0 at its end, or -errno. */
+static ssize_t log_more(struct log_reader *lr, int fd)
 {
+        lr->buf = xrealloc(lr->buf, lr->len + 65536);
         for (;;) {
-                lr->buf = xrealloc(lr->buf, lr->len + 65536);
                 ssize_t n = read(fd, lr->buf + lr->len, 65536);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : 0;
+                if (n < 0)
+                        return -errno;
                 lr->len += (size_t)n;
+                return n;
+        }
+}
+
+static int log_read(struct log_reader *lr, int fd, int out_fd, int err_fd)
+{
+        for (;;) {
+                ssize_t n = log_more(lr, fd);
+                if (n <= 0)
+                        return (int)n;
                 int r = log_emit(lr, out_fd, err_fd, false);
                 if (r < 0)
                         return r;
@@ -872,17 +887,9 @@ struct log_line {
 
 static int log_tail(struct log_reader *lr, int fd, int out_fd, int err_fd, long n)
 {
-        for (;;) {
-                lr->buf = xrealloc(lr->buf, lr->len + 65536);
-                ssize_t k = read(fd, lr->buf + lr->len, 65536);
-                if (k < 0 && errno == EINTR)
-                        continue;
+        for (ssize_t k; (k = log_more(lr, fd)) != 0;)
                 if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                lr->len += (size_t)k;
-        }
+                        return (int)k;
         lr->known = true;
         lr->framed = lr->len >= LOG_MAGIC_LEN && memcmp(lr->buf, LOG_MAGIC, LOG_MAGIC_LEN) == 0;
         /* no more lines than the log has newlines, and two not ended */
