@@ -315,8 +315,8 @@ ctfs wait "$id" >/dev/null
 t_is "logs of 100,000 lines on stdout and 50,000 on stderr: stdout whole" "$(ctfs logs "$id" 2>/dev/null | md5sum)" "$(seq 1 100000 | md5sum)"
 t_is "... stderr whole" "$(ctfs logs "$id" 2>&1 >/dev/null | md5sum)" "$(seq 1 50000 | md5sum)"
 t_is "logs --tail 3: the last three lines" "$(ctfs logs --tail 3 "$id" 2>&1)" $'49998\n49999\n50000'
-t_is "logs -n 2: on their streams" "$(ctfs logs -n 2 "$id" 2>/dev/null)" ""
-t_is "logs --tail 0: nothing" "$(ctfs logs --tail 0 "$id" 2>&1)" ""
+t_is "logs -n 2: on their streams (nothing on stdout)" "$(ctfs logs -n 2 "$id" 2>/dev/null; echo "rc=$?")" "rc=0"
+t_is "logs --tail 0: nothing" "$(ctfs logs --tail 0 "$id" 2>&1; echo "rc=$?")" "rc=0"
 t_is "logs --tail of more lines than there are: all of them" "$(ctfs logs --tail 10000000000 "$id" 2>/dev/null | wc -l)" 100000
 t_is "logs --tail all: everything" "$(ctfs logs --tail all "$id" 2>/dev/null | wc -l)" 100000
 rc=0; out=$(ctfs logs --tail x "$id" 2>&1) || rc=$?
@@ -475,7 +475,7 @@ kid=$(ctfs inspect -f '{{.Id}}' killed)
 kill -KILL "$runpid"
 wait "$runpid" 2>/dev/null || true
 for _ in $(seq 50); do [[ $(ctfs inspect -f '{{.State.Status}}' "$kid" 2>/dev/null) == exited ]] && break; sleep 0.1; done
-t_is "run --rm killed by SIGKILL: the next ps removes what it left" "$(ctfs ps -a -q --filter name=killed)" ""
+t_is "run --rm killed by SIGKILL: the next ps removes what it left" "$(ctfs ps -a -q --filter name=killed; echo "rc=$?")" "rc=0"
 t_fail "... its record is gone" test -e "$CTFS_ROOT/containers/$kid"
 "$CTFS" --root "$CTFS_ROOT" run --rm --name killed2 "$IMG" sleep 60 >/dev/null 2>&1 &
 runpid=$!
